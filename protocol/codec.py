@@ -1,0 +1,113 @@
+"""Canonical MessagePack: the only way sealchain turns values into bytes.
+
+Rules (so that one value has exactly one encoding, and one record one id):
+
+- values are None, bool, int (64-bit), str (UTF-8), bytes, list, and maps whose
+  keys are str; no floats (quantities are integers in grams, milli-degrees,
+  milliseconds, micro-degrees), no extension types, no tuples on the wire;
+- maps are written with their keys sorted (by code point, which is UTF-8 byte
+  order), integers and lengths in their shortest form (msgpack's packer already
+  does this), str and bin kept apart;
+- sizes are bounded: a document of at most `MAX_DOCUMENT` bytes, nesting at most
+  `MAX_DEPTH`, and per-container limits below.
+
+`decode()` decodes under those limits, then re-encodes and compares: anything
+non-canonical (unsorted or duplicate keys, long-form integers, floats, trailing
+bytes) is a `DecodeError`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgpack
+
+from protocol.errors import DecodeError, LocalProtocolError
+
+MAX_DOCUMENT: Final = 64 * 1024
+MAX_DEPTH: Final = 12
+MAX_STR: Final = 16 * 1024
+MAX_BIN: Final = 60 * 1024
+MAX_ARRAY: Final = 4096
+MAX_MAP: Final = 256
+
+Value = Any  # None | bool | int | str | bytes | list[Value] | dict[str, Value]
+
+_INT_MIN: Final = -(2**63)
+_INT_MAX: Final = 2**64 - 1
+
+
+def _canonical(value: Value, depth: int) -> Value:
+    """A copy of `value` with maps in sorted key order; raises on what the wire forbids."""
+    t = type(value)
+    if t is str or t is bytes or t is bool or value is None:
+        return value
+    if t is int:
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise LocalProtocolError(f"integer {value} is outside the 64-bit range")
+        return value
+    if depth >= MAX_DEPTH:
+        raise LocalProtocolError(f"nesting deeper than {MAX_DEPTH}")
+    if t is dict:
+        out = {}
+        for k in sorted(value):
+            if type(k) is not str:
+                raise LocalProtocolError(f"map key {k!r} is not a string")
+            out[k] = _canonical(value[k], depth + 1)
+        return out
+    if t is list or t is tuple:
+        return [_canonical(v, depth + 1) for v in value]
+    if t is bytearray or t is memoryview:
+        return bytes(value)
+    if t is float:
+        raise LocalProtocolError("floats are not allowed: use integers in fixed units")
+    raise LocalProtocolError(f"type {t.__name__} cannot be encoded")
+
+
+def encode(value: Value) -> bytes:
+    """The canonical encoding of `value`. Raises `LocalProtocolError` on what the wire forbids."""
+    data: bytes = msgpack.packb(_canonical(value, 0), use_bin_type=True)
+    if len(data) > MAX_DOCUMENT:
+        raise LocalProtocolError(f"encoding is {len(data)} bytes, over the {MAX_DOCUMENT}-byte limit")
+    return data
+
+
+def _no_ext(code: int, data: bytes) -> Value:
+    raise DecodeError(f"extension type {code} is not allowed")
+
+
+def decode(data: bytes) -> Value:
+    """Decode one canonical document. Raises `DecodeError` on anything else."""
+    if type(data) is not bytes:
+        try:
+            data = bytes(data)
+        except TypeError as exc:
+            raise DecodeError("input is not bytes") from exc
+    if not data:
+        raise DecodeError("empty input")
+    if len(data) > MAX_DOCUMENT:
+        raise DecodeError(f"{len(data)} bytes, over the {MAX_DOCUMENT}-byte limit")
+    try:
+        value = msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=True,
+            strict_map_key=True,
+            ext_hook=_no_ext,
+            max_str_len=MAX_STR,
+            max_bin_len=MAX_BIN,
+            max_array_len=MAX_ARRAY,
+            max_map_len=MAX_MAP,
+            max_ext_len=0,
+        )
+    except DecodeError:
+        raise
+    except Exception as exc:  # msgpack raises many unrelated types: map them all here
+        raise DecodeError(f"not valid MessagePack: {type(exc).__name__}: {exc}") from exc
+    try:
+        again = msgpack.packb(_canonical(value, 0), use_bin_type=True)
+    except LocalProtocolError as exc:
+        raise DecodeError(f"not canonical: {exc}") from exc
+    if again != data:
+        raise DecodeError("not canonical: re-encoding gives different bytes")
+    return value

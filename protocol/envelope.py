@@ -1,0 +1,215 @@
+"""The record envelope: one signed, hash-linked entry of an author's feed.
+
+Wire form (canonical MessagePack, see `protocol.codec`)::
+
+    record  = [unsigned, signature]            # a 2-array of bin
+    unsigned = {"v", "net", "author", "seq", "prev", "ts", "type", "body"}
+
+`signature` is Ed25519 by `author` over `SIGNING_DOMAIN + unsigned`. Keeping the
+signed bytes as an embedded bin means a verifier checks the signature over the
+exact bytes it received, with no re-encoding.
+
+The record id is BLAKE2b-256 under the `sc/record-id` domain over the *whole*
+wire form, signature included, so a signed head commits to every earlier
+record of its feed, signatures and all (`prev` is the previous record's id).
+That is what lets `protocol.feed.verify_range` authenticate a run of records
+with a single signature check.
+
+`Record.from_bytes` checks canonical form, sizes, field shapes and the body's
+schema; it checks the signature unless told not to (range verification).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from crypto import hashing
+from crypto.errors import VerificationError
+from crypto.keys import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, PublicKey, SigningKey
+from protocol import bodies as _bodies  # noqa: F401  (registers the record types)
+from protocol import codec, schema
+from protocol.errors import DecodeError, LocalProtocolError, ValidationError
+
+VERSION: Final = 1
+SIGNING_DOMAIN: Final = b"sealchain/record/v1\x00"
+MAX_RECORD: Final = 64 * 1024
+ID_SIZE: Final = 32
+MAX_TIMESTAMP: Final = 2**53  # ms; far beyond any real date, and exact in JSON
+_KEYS: Final = frozenset({"v", "net", "author", "seq", "prev", "ts", "type", "body"})
+
+
+def record_id(wire: bytes) -> bytes:
+    return hashing.h(hashing.RECORD_ID, wire)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Record:
+    """A signed record. Build with `Record.sign` or `Record.from_bytes`, never by hand."""
+
+    version: int
+    network: bytes
+    author: bytes
+    seq: int
+    prev: bytes | None
+    ts: int
+    type: str
+    body: Any  # the typed body object from `protocol.schema`
+    signature: bytes
+    wire: bytes = field(repr=False, compare=False)
+    id: bytes = field(compare=False)
+
+    # -- construction -------------------------------------------------------
+
+    @classmethod
+    def sign(
+        cls,
+        key: SigningKey,
+        *,
+        network: bytes,
+        seq: int,
+        prev: bytes | None,
+        ts: int,
+        type: str,
+        body: Any,
+    ) -> Record:
+        """Make and sign a record.
+
+        Raises `ValidationError` (naming the field and rule) for an invalid
+        header or body, `LocalProtocolError` for a record over the size limit.
+        """
+        if isinstance(body, schema.Body):
+            if schema.type_of(body) != type:
+                raise LocalProtocolError(f"body is a {schema.type_of(body)}, not a {type}")
+            body = body.to_value()
+        # Parse what will go on the wire, so a signed record is always a valid one.
+        body = schema.parse_body(type, body)
+        unsigned_map = {
+            "v": VERSION,
+            "net": network,
+            "author": key.public.raw,
+            "seq": seq,
+            "prev": prev,
+            "ts": ts,
+            "type": type,
+            "body": body.to_value(),
+        }
+        _check_header(unsigned_map)
+        unsigned = codec.encode(unsigned_map)
+        sig = key.sign(SIGNING_DOMAIN + unsigned)
+        wire = codec.encode([unsigned, sig])
+        if len(wire) > MAX_RECORD:
+            raise LocalProtocolError(f"record is {len(wire)} bytes, over the {MAX_RECORD}-byte limit")
+        return cls(
+            version=VERSION,
+            network=network,
+            author=key.public.raw,
+            seq=seq,
+            prev=prev,
+            ts=ts,
+            type=type,
+            body=body,
+            signature=sig,
+            wire=wire,
+            id=record_id(wire),
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, verify: bool = True) -> Record:
+        """Decode and validate one record.
+
+        Raises `DecodeError` for bytes that are not a canonical record,
+        `ValidationError` for a header or body that breaks a rule, and
+        `VerificationError` for a bad signature (when `verify`).
+        """
+        if len(data) > MAX_RECORD:
+            raise DecodeError(f"record is {len(data)} bytes, over the {MAX_RECORD}-byte limit")
+        outer = codec.decode(data)
+        if type(outer) is not list or len(outer) != 2:
+            raise DecodeError("a record is a 2-array [unsigned, signature]")
+        unsigned, sig = outer
+        if type(unsigned) is not bytes or type(sig) is not bytes:
+            raise DecodeError("a record is a 2-array of bin")
+        if len(sig) != SIGNATURE_SIZE:
+            raise ValidationError("signature", "length", f"a signature is {SIGNATURE_SIZE} bytes")
+        m = codec.decode(unsigned)
+        if type(m) is not dict:
+            raise DecodeError("the unsigned part of a record is a map")
+        _check_header(m)
+        if verify:
+            PublicKey(m["author"]).verify(SIGNING_DOMAIN + unsigned, sig)
+        body = schema.parse_body(m["type"], m["body"])
+        return cls(
+            version=m["v"],
+            network=m["net"],
+            author=m["author"],
+            seq=m["seq"],
+            prev=m["prev"],
+            ts=m["ts"],
+            type=m["type"],
+            body=body,
+            signature=sig,
+            wire=bytes(data),
+            id=record_id(bytes(data)),
+        )
+
+    # -- use -----------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        return self.wire
+
+    def unsigned_bytes(self) -> bytes:
+        unsigned: bytes = codec.decode(self.wire)[0]
+        return unsigned
+
+    def verify_signature(self) -> None:
+        """Raise `VerificationError` unless the author's signature holds."""
+        PublicKey(self.author).verify(SIGNING_DOMAIN + self.unsigned_bytes(), self.signature)
+
+    @property
+    def author_key(self) -> PublicKey:
+        return PublicKey(self.author)
+
+    def __repr__(self) -> str:
+        return (
+            f"Record({self.type} {self.author.hex()[:8]}#{self.seq} id={self.id.hex()[:12]})"
+        )
+
+
+def _check_header(m: dict[str, Any]) -> None:
+    keys = set(m)
+    if keys != _KEYS:
+        missing = sorted(_KEYS - keys)
+        extra = sorted(keys - _KEYS)
+        if missing:
+            raise ValidationError(missing[0], "required", "missing field")
+        raise ValidationError(extra[0], "unknown", "unknown field")
+    if m["v"] != VERSION or type(m["v"]) is not int:
+        raise ValidationError("v", "version", f"unsupported record version {m['v']!r}")
+    _bin(m, "net", ID_SIZE)
+    _bin(m, "author", PUBLIC_KEY_SIZE)
+    seq = m["seq"]
+    if type(seq) is not int or not 1 <= seq < 2**63:
+        raise ValidationError("seq", "range", "seq is an integer from 1")
+    prev = m["prev"]
+    if seq == 1:
+        if prev is not None:
+            raise ValidationError("prev", "first", "the first record of a feed has no prev")
+    else:
+        _bin(m, "prev", ID_SIZE)
+    ts = m["ts"]
+    if type(ts) is not int or not 0 <= ts < MAX_TIMESTAMP:
+        raise ValidationError("ts", "range", "ts is milliseconds since the epoch")
+    if type(m["type"]) is not str:
+        raise ValidationError("type", "type", "type is a string")
+    if type(m["body"]) is not dict:
+        raise ValidationError("body", "type", "body is a map")
+
+
+def _bin(m: dict[str, Any], name: str, size: int) -> None:
+    v = m[name]
+    if type(v) is not bytes or len(v) != size:
+        raise ValidationError(name, "length", f"{name} is {size} bytes")
+
+
+__all__ = ["Record", "record_id", "VerificationError", "SIGNING_DOMAIN", "VERSION"]

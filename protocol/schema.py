@@ -1,0 +1,269 @@
+"""Declarative body schemas: typed, frozen record bodies that validate themselves.
+
+A body type is a frozen, slotted, keyword-only dataclass deriving from `Body`,
+registered under its record type name with `@register("product.mint")`. Each
+field is declared with `f(check)`, where `check(value, path) -> value` validates
+one wire value and returns the typed one (or raises `ValidationError` naming the
+field and the rule). Nested structures derive from `Struct` and are checked with
+`struct(Cls)`; lists with `list_of(check, max=…)` (they become tuples).
+
+The wire form of a body is a map of exactly the declared fields. An optional
+field (declared with `default=None`) is omitted when absent; an explicit nil is
+rejected, so a body has one encoding. Unknown fields are rejected.
+
+Cross-field rules go in a `validate(self)` method, run after the fields parse.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+from typing import Any, ClassVar, Final, TypeVar
+
+from protocol.errors import ValidationError
+
+Check = Callable[[Any, str], Any]
+_REQUIRED: Final = dataclasses.MISSING
+_CHECK: Final = "sealchain.check"
+
+T = TypeVar("T", bound="Struct")
+
+
+class Struct:
+    """Base of typed maps (bodies and their nested parts)."""
+
+    __slots__ = ()
+    _fields: ClassVar[tuple[tuple[str, Check, bool], ...]]
+
+    @classmethod
+    def from_value(cls: type[T], value: Any, path: str = "body") -> T:
+        if type(value) is not dict:
+            raise ValidationError(path, "type", "expected a map")
+        fields = cls._field_table()
+        kwargs: dict[str, Any] = {}
+        for name, check, required in fields:
+            sub = f"{path}.{name}"
+            if name in value:
+                raw = value[name]
+                if raw is None:
+                    raise ValidationError(sub, "null", "nil is not allowed: omit the field")
+                kwargs[name] = check(raw, sub)
+            elif required:
+                raise ValidationError(sub, "required", "missing field")
+        if len(kwargs) != len(value):
+            known = {n for n, _, _ in fields}
+            extra = sorted(str(k) for k in value if k not in known)
+            raise ValidationError(f"{path}.{extra[0]}", "unknown", "unknown field")
+        obj = cls(**kwargs)
+        obj.validate(path)
+        return obj
+
+    @classmethod
+    def _field_table(cls) -> tuple[tuple[str, Check, bool], ...]:
+        try:
+            return cls.__dict__["_fields_cache"]  # type: ignore[no-any-return]
+        except KeyError:
+            pass
+        table = tuple(
+            (
+                fl.name,
+                fl.metadata[_CHECK],
+                fl.default is _REQUIRED and fl.default_factory is _REQUIRED,
+            )
+            for fl in dataclasses.fields(cls)  # type: ignore[arg-type]
+            if _CHECK in fl.metadata
+        )
+        type.__setattr__(cls, "_fields_cache", table)
+        return table
+
+    def validate(self, path: str) -> None:
+        """Cross-field rules; override where a body has them."""
+
+    def to_value(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, _, _ in self._field_table():
+            v = getattr(self, name)
+            if v is not None:
+                out[name] = _dump(v)
+        return out
+
+
+def _dump(v: Any) -> Any:
+    if isinstance(v, Struct):
+        return v.to_value()
+    if type(v) is tuple or type(v) is list:
+        return [_dump(x) for x in v]
+    if type(v) is dict:
+        return {k: _dump(x) for k, x in v.items()}
+    return v
+
+
+class Body(Struct):
+    """Base of record bodies; `TYPE` is the record type name."""
+
+    __slots__ = ()
+    TYPE: ClassVar[str] = ""
+
+
+TYPES: dict[str, type[Body]] = {}
+
+B = TypeVar("B", bound=type[Body])
+
+
+def register(type_name: str) -> Callable[[B], B]:
+    def deco(cls: B) -> B:
+        if type_name in TYPES:
+            raise RuntimeError(f"record type {type_name} registered twice")
+        cls.TYPE = type_name
+        TYPES[type_name] = cls
+        return cls
+
+    return deco
+
+
+def parse_body(type_name: str, value: Any) -> Body:
+    """The typed body of a record of `type_name`, or `ValidationError`."""
+    if type(type_name) is not str:
+        raise ValidationError("type", "type", "type is a string")
+    try:
+        cls = TYPES[type_name]
+    except KeyError:
+        raise ValidationError("type", "unknown", f"unknown record type {type_name!r}") from None
+    return cls.from_value(value, "body")
+
+
+def type_of(body: Body) -> str:
+    return type(body).TYPE
+
+
+def f(check: Check, *, default: Any = _REQUIRED) -> Any:
+    """Declare a schema field validated by `check`."""
+    return dataclasses.field(default=default, metadata={_CHECK: check})
+
+
+# -- checks ------------------------------------------------------------------
+
+
+def integer(lo: int, hi: int) -> Check:
+    def check(v: Any, path: str) -> int:
+        if type(v) is not int:
+            raise ValidationError(path, "type", "expected an integer")
+        if not lo <= v <= hi:
+            raise ValidationError(path, "range", f"{v} is outside {lo}..{hi}")
+        return v
+
+    return check
+
+
+def boolean(v: Any, path: str) -> bool:
+    if type(v) is not bool:
+        raise ValidationError(path, "type", "expected true or false")
+    return v
+
+
+def binary(size: int) -> Check:
+    def check(v: Any, path: str) -> bytes:
+        if type(v) is not bytes:
+            raise ValidationError(path, "type", "expected bytes")
+        if len(v) != size:
+            raise ValidationError(path, "length", f"expected {size} bytes, got {len(v)}")
+        return v
+
+    return check
+
+
+hash32: Final = binary(32)
+key32: Final = binary(32)
+
+
+def string(max_len: int, pattern: str | None = None, *, min_len: int = 1) -> Check:
+    rx = re.compile(pattern) if pattern else None
+
+    def check(v: Any, path: str) -> str:
+        if type(v) is not str:
+            raise ValidationError(path, "type", "expected a string")
+        if not min_len <= len(v) <= max_len:
+            raise ValidationError(path, "length", f"length {len(v)} is outside {min_len}..{max_len}")
+        if rx is not None and not rx.fullmatch(v):
+            raise ValidationError(path, "format", f"{v!r} does not match {pattern}")
+        return v
+
+    return check
+
+
+def one_of(*choices: str) -> Check:
+    allowed = frozenset(choices)
+
+    def check(v: Any, path: str) -> str:
+        if type(v) is not str or v not in allowed:
+            raise ValidationError(path, "enum", f"expected one of {', '.join(sorted(allowed))}")
+        return v
+
+    return check
+
+
+def list_of(
+    item: Check, *, max: int, min: int = 0, unique: bool = False, ascending: bool = False
+) -> Check:
+    """A list of `item`; `ascending` demands strictly increasing order (implies unique)."""
+
+    def check(v: Any, path: str) -> tuple[Any, ...]:
+        if type(v) is not list:
+            raise ValidationError(path, "type", "expected a list")
+        if not min <= len(v) <= max:
+            raise ValidationError(path, "length", f"{len(v)} items, expected {min}..{max}")
+        out = tuple(item(x, f"{path}[{i}]") for i, x in enumerate(v))
+        if ascending:
+            for i in range(1, len(out)):
+                if not out[i - 1] < out[i]:
+                    raise ValidationError(f"{path}[{i}]", "order", "items must be sorted and unique")
+        elif unique and len(set(out)) != len(out):
+            raise ValidationError(path, "unique", "items must be unique")
+        return out
+
+    return check
+
+
+def struct(cls: type[Struct]) -> Check:
+    def check(v: Any, path: str) -> Struct:
+        return cls.from_value(v, path)
+
+    return check
+
+
+def normalised(check: Check) -> Check:
+    """Accept only values already in the normal form `check` returns.
+
+    Identifier checks normalise (upper-case, strip spaces); on the wire only the
+    normal form is allowed, so one body has one encoding.
+    """
+
+    def strict(v: Any, path: str) -> Any:
+        out = check(v, path)
+        if out != v:
+            raise ValidationError(path, "normal_form", f"write {out!r}, not {v!r}")
+        return out
+
+    return strict
+
+
+def attrs(*, max_items: int, max_str: int) -> Check:
+    """A flat map of short string keys to str / int / bool values (digital-twin attributes)."""
+    key = string(64, r"[a-z][a-z0-9_.-]*")
+    text = string(max_str, min_len=0)
+
+    def check(v: Any, path: str) -> dict[str, Any]:
+        if type(v) is not dict:
+            raise ValidationError(path, "type", "expected a map")
+        if len(v) > max_items:
+            raise ValidationError(path, "length", f"at most {max_items} attributes")
+        for k, x in v.items():
+            key(k, f"{path}.<key>")
+            if type(x) is str:
+                text(x, f"{path}.{k}")
+            elif type(x) not in (int, bool):
+                raise ValidationError(f"{path}.{k}", "type", "attribute values are str, int or bool")
+        return dict(v)
+
+    return check
