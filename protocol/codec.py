@@ -111,3 +111,19 @@ def decode(data: bytes) -> Value:
     if again != data:
         raise DecodeError("not canonical: re-encoding gives different bytes")
     return value
+
+
+def encode_local(value: Value) -> bytes:
+    """Canonical encoding without the document size limit, for the node's own storage."""
+    data: bytes = msgpack.packb(_canonical(value, 0), use_bin_type=True)
+    return data
+
+
+def decode_local(data: bytes) -> Value:
+    """Decode what `encode_local` wrote (trusted local storage: no canonical re-check)."""
+    try:
+        return msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True, ext_hook=_no_ext)
+    except DecodeError:
+        raise
+    except Exception as exc:
+        raise DecodeError(f"stored value is not valid MessagePack: {exc}") from exc

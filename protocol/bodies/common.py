@@ -24,6 +24,7 @@ __all__ = [
     "MANIFEST_CHUNK",
     "MAX_TIMESTAMP",
     "ObjectRef",
+    "GOODS_REF",
     "Place",
     "Goods",
     "token_id",
@@ -90,18 +91,19 @@ def check_window(valid_from: int, valid_until: int, path: str) -> None:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ObjectRef(schema.Struct):
-    """A reference to a tracked object: a product token, a container, or a shipment.
+    """A reference to a tracked object: a product token, a container, a shipment,
+    or a party (an author key, the subject of feed-fork and author alerts).
 
     `id` is a token id in lowercase hex, a normalised ISO 6346 container number,
-    or a shipment id, according to `kind`.
+    a shipment id, or a party's public key in lowercase hex, according to `kind`.
     """
 
-    kind: str = f(schema.one_of("token", "container", "shipment"))
+    kind: str = f(schema.one_of("token", "container", "shipment", "party"))
     id: str = f(schema.string(64))
 
     def validate(self, path: str) -> None:
         sub = f"{path}.id"
-        if self.kind == "token":
+        if self.kind == "token" or self.kind == "party":
             TOKEN_HEX(self.id, sub)
         elif self.kind == "container":
             CONTAINER(self.id, sub)
@@ -143,6 +145,14 @@ class Goods(schema.Struct):
     quantity: int = f(schema.integer(1, 10**9))
     weight_g: int = f(WEIGHT_G)
     gtin: str | None = f(GTIN, default=None)
+
+
+def GOODS_REF(v: Any, path: str) -> ObjectRef:
+    """An `ObjectRef` to goods (token, container or shipment), never to a party."""
+    ref = ObjectRef.from_value(v, path)
+    if ref.kind == "party":
+        raise ValidationError(f"{path}.kind", "kind", "a party cannot be handed over or scanned")
+    return ref
 
 
 # -- helpers ------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from protocol import schema
-from protocol.bodies.common import ObjectRef
+from protocol.bodies.common import GOODS_REF, ObjectRef
 from protocol.schema import f, register
 
 __all__ = ["HandoverOffer", "HandoverAccept"]
@@ -21,7 +21,7 @@ __all__ = ["HandoverOffer", "HandoverAccept"]
 class HandoverOffer(schema.Body):
     """The holder of `object` offers it to the key `to`."""
 
-    object: ObjectRef = f(schema.struct(ObjectRef))
+    object: ObjectRef = f(GOODS_REF)
     to: bytes = f(schema.key32)
     head: bytes = f(schema.hash32)
 
@@ -32,5 +32,5 @@ class HandoverAccept(schema.Body):
     """The recipient accepts the offer `offer` (naming the same object and head)."""
 
     offer: bytes = f(schema.hash32)
-    object: ObjectRef = f(schema.struct(ObjectRef))
+    object: ObjectRef = f(GOODS_REF)
     head: bytes = f(schema.hash32)

@@ -6,7 +6,15 @@ from dataclasses import dataclass
 from typing import Final
 
 from protocol import schema
-from protocol.bodies.common import COUNTRY, SHIPMENT_ID, Goods, ObjectRef, containers, text
+from protocol.bodies.common import (
+    COUNTRY,
+    GOODS_REF,
+    SHIPMENT_ID,
+    Goods,
+    ObjectRef,
+    containers,
+    text,
+)
 from protocol.errors import ValidationError
 from protocol.schema import f, register
 
@@ -35,7 +43,7 @@ class CustomsDeclaration(schema.Body):
 class CustomsAction(schema.Body):
     """A customs authority acts on `subject`; an inspection's outcome is action "result"."""
 
-    subject: ObjectRef = f(schema.struct(ObjectRef))
+    subject: ObjectRef = f(GOODS_REF)
     action: str = f(schema.one_of(*ACTIONS))
     result: str | None = f(schema.one_of(*RESULTS), default=None)
     note: str | None = f(text(500), default=None)

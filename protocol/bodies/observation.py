@@ -8,6 +8,7 @@ from typing import Final
 from protocol import schema
 from protocol.bodies.common import (
     CONTAINER,
+    GOODS_REF,
     LAT_UDEG,
     LON_UDEG,
     SEAL_NUMBER,
@@ -40,7 +41,7 @@ _VALUE_RANGE: Final = {"weight": (0, 10**11), "temperature": (-100_000, 150_000)
 class Scan(schema.Body):
     """`object` was seen at `place`; for a container, `seal` is the seal number read on it."""
 
-    object: ObjectRef = f(schema.struct(ObjectRef))
+    object: ObjectRef = f(GOODS_REF)
     place: Place = f(schema.struct(Place))
     event: str = f(schema.one_of(*SCAN_EVENTS))
     seal: str | None = f(SEAL_NUMBER, default=None)
