@@ -49,10 +49,12 @@ def _canonical(value: Value, depth: int) -> Value:
     if depth >= MAX_DEPTH:
         raise LocalProtocolError(f"nesting deeper than {MAX_DEPTH}")
     if t is dict:
-        out = {}
-        for k in sorted(value):
+        # Key types first: sorting mixed str and bytes keys would raise TypeError.
+        for k in value:
             if type(k) is not str:
                 raise LocalProtocolError(f"map key {k!r} is not a string")
+        out = {}
+        for k in sorted(value):
             out[k] = _canonical(value[k], depth + 1)
         return out
     if t is list or t is tuple:
