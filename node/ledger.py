@@ -1,0 +1,471 @@
+"""The node's log: ingest pipeline, own feed, derived state and alerts.
+
+Theory of operation. `Ledger` sits between the wire and the `Store`. Every call
+that changes anything (`submit`, `submit_run`, `append_own`) processes its
+records into one `WriteSet` and writes it as one synced LevelDB batch: records,
+feed entries, heads, object indexes, facts and new alerts together. In-memory
+caches (heads, facts, credentials) are updated only after that write returns;
+if it fails they are reloaded from the store. So an acknowledged record is
+durable, and a crash at any instant leaves a consistent database.
+
+For each record, in order: network id, duplicate, author standing (a record of
+an author whose credential we have not seen waits in the pending area;
+one whose credential is expired, revoked or lacks the role is rejected), feed
+placement (append; a gap waits in the pending area; a different record at a
+known seq is a fork: both are kept as an equivocation proof and the author's
+later records stop counting). An appended record's facts are joined into its
+objects' facts (`node.facts`), then the alert rules run over every object the
+batch touched (`node.rules`).
+
+This class does I/O only through `Store`; the clock is passed in.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, OrderedDict, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from crypto import hashing, merkle
+from crypto.credentials import CredentialSet, Delegation
+from crypto.errors import VerificationError
+from crypto.keys import SigningKey
+from node import facts as F
+from node import rules
+from node.errors import StorageError
+from node.pending import Pending
+from node.store import Store, WriteSet, u64
+from protocol import codec
+from protocol.authz import apply_statement, authorise
+from protocol.envelope import Record
+from protocol.errors import Error, RemoteProtocolError, RoleError
+from protocol.feed import EquivocationProof, Head, Placement, classify
+from protocol.genesis import Genesis
+
+log = logging.getLogger("sealchain.ledger")
+
+_CREDENTIAL_TYPES = ("credential.issue", "credential.delegate", "credential.revoke")
+_TYPE_INDEXED = frozenset({*_CREDENTIAL_TYPES, "alert", "customs.declaration"})
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one submitted record."""
+
+    status: str  # stored | duplicate | pending | rejected | fork
+    id: bytes | None = None
+    reason: str | None = None
+    penalty: int = 0
+
+
+class AppendError(Error):
+    """The node could not append to its own feed; `outcome` says why."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.reason or outcome.status)
+        self.outcome = outcome
+
+
+class _Batch:
+    """The overlay one atomic write builds on top of the store."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.ws = WriteSet()
+        self.heads: dict[bytes, Head] = {}
+        self.facts: dict[bytes, F.Facts] = {}
+        self.dirty: set[bytes] = set()
+        self.records: dict[bytes, Record] = {}
+        self.object_ids: dict[bytes, list[bytes]] = {}
+        self.alerts: list[dict[str, Any]] = []
+        self.stored: list[Record] = []
+
+    def head(self, author: bytes) -> Head | None:
+        h = self.heads.get(author)
+        return h if h is not None else self.ledger.head(author)
+
+    def has(self, rid: bytes) -> bool:
+        return rid in self.records or self.ledger.store.has_record(rid)
+
+    def get_facts(self, key: bytes) -> F.Facts:
+        f = self.facts.get(key)
+        if f is None:
+            f = self.ledger._load_facts(key)
+            self.facts[key] = f
+        return f
+
+
+class Ledger:
+    def __init__(
+        self,
+        store: Store,
+        genesis: Genesis,
+        *,
+        own: SigningKey | None = None,
+        pending_limit: int = 10_000,
+        facts_cache: int = 50_000,
+    ) -> None:
+        self.store = store
+        self.genesis = genesis
+        self.network = genesis.network_id
+        self.params = genesis.params
+        self.own = own
+        self.pending = Pending(pending_limit)
+        self.stats: Counter[tuple[str, str]] = Counter()
+        self.version = 0
+        self._facts_cache: OrderedDict[bytes, F.Facts] = OrderedDict()
+        self._facts_cache_size = facts_cache
+        self._heads: dict[bytes, Head] = {}
+        self._root: tuple[int, bytes] | None = None
+        self._listeners: list[Any] = []
+        net = store.meta("network")
+        if net is None:
+            ws = WriteSet()
+            Store.meta_put(ws, "network", self.network)
+            store.write(ws)
+        elif net != self.network:
+            raise StorageError(f"database {store.path} belongs to another network ({net.hex()[:16]}…)")
+        self._load()
+
+    # -- loading -------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        self._heads = dict(self.store.heads())
+        self._facts_cache.clear()
+        self.creds = CredentialSet(self.genesis.authorities)
+        for t in _CREDENTIAL_TYPES:
+            for rid in self.store.by_type(t):
+                raw = self.store.record(rid)
+                if raw is None:
+                    raise StorageError(f"type index names missing record {rid.hex()}")
+                apply_statement(self.creds, Record.from_bytes(raw, verify=False))
+        self.forked: dict[bytes, int] = {}
+        for raw in self.store.proofs():
+            p = EquivocationProof.from_bytes(raw)
+            self.forked[p.author] = min(self.forked.get(p.author, p.seq), p.seq)
+
+    def on_stored(self, callback: Any) -> None:
+        """Call `callback(records, alerts)` after every durable write."""
+        self._listeners.append(callback)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def head(self, author: bytes) -> Head | None:
+        return self._heads.get(author)
+
+    def heads(self) -> dict[bytes, Head]:
+        return dict(self._heads)
+
+    def record(self, rid: bytes) -> Record | None:
+        raw = self.store.record(rid)
+        return None if raw is None else Record.from_bytes(raw, verify=False)
+
+    def facts(self, key: bytes) -> F.Facts:
+        return self._load_facts(key)
+
+    def _load_facts(self, key: bytes) -> F.Facts:
+        f = self._facts_cache.get(key)
+        if f is not None:
+            self._facts_cache.move_to_end(key)
+            return {k: set(v) if isinstance(v, set) else v for k, v in f.items()}
+        raw = self.store.facts_raw(key)
+        return F.decode_facts(raw) if raw is not None else {}
+
+    def state_root(self) -> bytes:
+        """One hash over the whole derived state: a Merkle root over the sorted facts."""
+        if self._root is not None and self._root[0] == self.version:
+            return self._root[1]
+        leaves = [
+            hashing.h(hashing.STATE_ROOT, u64(len(k)) + k + v) for k, v in self.store.iter_facts()
+        ]
+        root = merkle.root_from_leaf_hashes(leaves)
+        self._root = (self.version, root)
+        return root
+
+    def excluded(self, r: Record) -> bool:
+        """Whether a stored record no longer counts (forked author, revoked credential)."""
+        fork = self.forked.get(r.author)
+        if fork is not None and r.seq >= fork:
+            return True
+        try:
+            authorise(self.creds, r)
+        except RoleError:
+            return True
+        return False
+
+    # -- writes --------------------------------------------------------------------------
+
+    def submit(self, wires: Sequence[bytes], now: int) -> list[Outcome]:
+        """Decode, verify (one signature per record) and ingest records from a peer or client."""
+        records: list[Record] = []
+        early: dict[int, Outcome] = {}
+        for i, w in enumerate(wires):
+            try:
+                records.append(Record.from_bytes(w))
+            except (RemoteProtocolError, VerificationError) as exc:
+                rule = getattr(exc, "rule", type(exc).__name__)
+                self.stats[("rejected", str(rule))] += 1
+                early[i] = Outcome("rejected", reason=str(exc), penalty=getattr(exc, "penalty", 10))
+        outcomes = iter(self._ingest(records, now))
+        return [early[i] if i in early else next(outcomes) for i in range(len(wires))]
+
+    def submit_run(self, records: Sequence[Record], now: int) -> list[Outcome]:
+        """Ingest records already authenticated (`feed.verify_range` by the sync machine)."""
+        return self._ingest(records, now)
+
+    def append_own(self, entries: Sequence[tuple[str, Any]], now: int) -> list[Record]:
+        """Sign and append records to our own feed, all or nothing, durable on return.
+
+        Raises `ValidationError` for an invalid body, `RoleError` for a type our
+        credential does not allow, `AppendError` for anything else.
+        """
+        if self.own is None:
+            raise AppendError(Outcome("rejected", reason="this node has no signing key"))
+        me = self.own.public.raw
+        head = self.head(me)
+        seq, prev = (head.seq, head.id) if head else (0, None)
+        ts = max(now, self._own_ts)
+        records = []
+        for type_name, body in entries:
+            seq += 1
+            r = Record.sign(self.own, network=self.network, seq=seq, prev=prev, ts=ts,
+                            type=type_name, body=body)
+            records.append(r)
+            prev = r.id
+        batch = _Batch(self)
+        for r in records:
+            if r.type not in _CREDENTIAL_TYPES:
+                authorise(self.creds, r)
+            out = self._place(r, batch, deque())
+            if out.status != "stored":
+                self._load()
+                raise AppendError(out)
+        self._commit(batch, now)
+        return records
+
+    @property
+    def _own_ts(self) -> int:
+        """Our records' timestamps never go backwards, even if the clock does."""
+        if self.own is None:
+            return 0
+        head = self.head(self.own.public.raw)
+        if head is None:
+            return 0
+        r = self.record(head.id)
+        return r.ts if r else 0
+
+    def _ingest(self, records: Sequence[Record], now: int) -> list[Outcome]:
+        batch = _Batch(self)
+        queue: deque[Record] = deque()
+        outcomes = []
+        for r in records:
+            outcomes.append(self._place(r, batch, queue))
+            while queue:  # records released from the pending area by this one
+                self._place(queue.popleft(), batch, queue)
+        if batch.ws.ops:
+            self._commit(batch, now)
+        return outcomes
+
+    def _commit(self, batch: _Batch, now: int) -> None:
+        self._evaluate_alerts(batch, now)
+        for key in batch.dirty:
+            batch.ws.put(b"S" + key, F.encode_facts(batch.facts[key]))
+        try:
+            self.store.write(batch.ws)
+        except StorageError:
+            self._load()
+            raise
+        self._heads.update(batch.heads)
+        for key in batch.dirty:
+            self._cache_facts(key, batch.facts[key])
+        self.version += 1
+        for r in batch.stored:
+            self.stats[("ingested", r.type)] += 1
+        for cb in self._listeners:
+            cb(batch.stored, batch.alerts)
+
+    def _cache_facts(self, key: bytes, f: F.Facts) -> None:
+        self._facts_cache[key] = f
+        self._facts_cache.move_to_end(key)
+        while len(self._facts_cache) > self._facts_cache_size:
+            self._facts_cache.popitem(last=False)
+
+    # -- one record ----------------------------------------------------------------------
+
+    def _reject(self, rule: str, reason: str, penalty: int = 10) -> Outcome:
+        self.stats[("rejected", rule)] += 1
+        log.info("record rejected rule=%s reason=%s", rule, reason)
+        return Outcome("rejected", reason=reason, penalty=penalty)
+
+    def _place(self, r: Record, b: _Batch, queue: deque[Record]) -> Outcome:
+        if r.network != self.network:
+            return self._reject("network", "record of another network")
+        if b.has(r.id):
+            return Outcome("duplicate", r.id)
+        fork = self.forked.get(r.author)
+        if fork is not None and r.seq >= fork:
+            return self._reject("author.forked", "author's feed is forked at or before this seq", 0)
+        head = b.head(r.author)
+        placement = classify(r, head)
+        if placement is Placement.KNOWN:
+            existing = b.records.get(r.id) or self._feed_record(b, r.author, r.seq)
+            if existing is None or existing.id == r.id:
+                return Outcome("duplicate", r.id)
+            return self._fork(b, existing, r)
+        if placement is Placement.BROKEN_LINK:
+            assert head is not None
+            prior = self._feed_record(b, r.author, head.seq)
+            if prior is None:
+                raise StorageError(f"head {head.id.hex()} has no record")
+            return self._fork(b, prior, r)
+        if placement is Placement.GAP:
+            if self.pending.add_gap(r):
+                self.stats[("pending", "gap")] += 1
+                return Outcome("pending", r.id, "waiting for an earlier record of this feed")
+            self.stats[("dropped", "pending_full")] += 1
+            return Outcome("pending", r.id, "pending area full: dropped, sync will refetch")
+        try:
+            authorise(self.creds, r)
+        except RoleError as exc:
+            if exc.rule == "author.unknown":
+                self.pending.add_unknown_author(r)
+                self.stats[("pending", "author")] += 1
+                return Outcome("pending", r.id, "author's credential not seen yet")
+            return self._reject(exc.rule, str(exc), exc.penalty)
+        self._store(r, b, queue)
+        nxt = self.pending.next_in_feed(r.author, r.seq + 1)
+        if nxt is not None:
+            queue.append(nxt)
+        return Outcome("stored", r.id)
+
+    def _feed_record(self, b: _Batch, author: bytes, seq: int) -> Record | None:
+        for r in b.records.values():
+            if r.author == author and r.seq == seq:
+                return r
+        rid = self.store.feed_id(author, seq)
+        return self.record(rid) if rid else None
+
+    def _store(self, r: Record, b: _Batch, queue: deque[Record]) -> None:
+        ws = b.ws
+        ws.put(b"R" + r.id, r.wire)
+        ws.put(b"F" + r.author + u64(r.seq), r.id)
+        ws.put(b"H" + r.author, u64(r.seq) + r.id)
+        b.heads[r.author] = Head(r.seq, r.id)
+        b.records[r.id] = r
+        b.stored.append(r)
+        if r.type in _TYPE_INDEXED:
+            ws.put(b"T" + r.type.encode() + b"\x00" + r.id, b"")
+        seen: set[bytes] = set()
+        for fact in F.contributions(r, self.params):
+            if fact.key not in seen:
+                seen.add(fact.key)
+                ws.put(b"O" + fact.key + b"\x00" + r.id, b"")
+                b.object_ids.setdefault(fact.key, []).append(r.id)
+            if F.join(b.get_facts(fact.key), fact):
+                b.dirty.add(fact.key)
+        if r.type in _CREDENTIAL_TYPES:
+            apply_statement(self.creds, r)
+            self._after_statement(r, b, queue)
+
+    def _after_statement(self, r: Record, b: _Batch, queue: deque[Record]) -> None:
+        body: Any = r.body
+        if r.type in ("credential.issue", "credential.delegate"):
+            subject = body.subject if r.type == "credential.issue" else body.delegate
+            queue.extend(self.pending.by_author(subject))
+        elif r.type == "credential.revoke":
+            target = self.creds.get(body.credential)
+            if target is not None:
+                subject = target.delegate if isinstance(target, Delegation) else target.subject
+                self._repair_author(subject, b)
+
+    # -- forks and repair ----------------------------------------------------------------
+
+    def _fork(self, b: _Batch, a: Record, c: Record) -> Outcome:
+        try:
+            proof = EquivocationProof.of(a, c)
+        except VerificationError as exc:
+            return self._reject("fork.invalid", f"not a valid equivocation: {exc}")
+        seq = proof.seq
+        ids = sorted({proof.first.id, proof.second.id}) if proof.first.seq == proof.second.seq \
+            else sorted({proof.first.id, proof.second.prev or b""})
+        b.ws.put(b"E" + a.author + u64(seq) + b"".join(ids), proof.to_bytes())
+        key = F.author_key(a.author)
+        for rid in ids:
+            if F.join(b.get_facts(key), F.Fact(key, "fork", (seq, rid))):
+                b.dirty.add(key)
+        self.stats[("fork", "detected")] += 1
+        log.warning("feed fork author=%s seq=%d", a.author.hex()[:16], seq)
+        old = self.forked.get(a.author)
+        if old is None or seq < old:
+            self.forked[a.author] = seq
+            self.pending.drop_author(a.author)
+            self._repair_author(a.author, b)
+        return Outcome("fork", c.id, f"fork of {a.author.hex()[:16]} at seq {seq}")
+
+    def _repair_author(self, author: bytes, b: _Batch) -> None:
+        """Recompute every object an author's records touch (after a fork or revocation)."""
+        keys: set[bytes] = set()
+        seq = 1
+        while True:
+            chunk = self.store.feed(author, seq, 1000)
+            for raw in chunk:
+                r = Record.from_bytes(raw, verify=False)
+                keys.update(f.key for f in F.contributions(r, self.params))
+            if len(chunk) < 1000:
+                break
+            seq += 1000
+        for r in b.records.values():
+            if r.author == author:
+                keys.update(f.key for f in F.contributions(r, self.params))
+        for key in keys:
+            self._recompute(key, b)
+
+    def _recompute(self, key: bytes, b: _Batch) -> None:
+        ids = set(self.store.object_records(key)) | set(b.object_ids.get(key, ()))
+        fresh: F.Facts = {}
+        for rid in sorted(ids):
+            r = b.records.get(rid) or self.record(rid)
+            if r is None or self.excluded(r):
+                continue
+            for fact in F.contributions(r, self.params):
+                if fact.key == key:
+                    F.join(fresh, fact)
+        if key[:1] == b"a":  # fork facts come from proofs, not records
+            fresh["fork"] = set(b.get_facts(key).get("fork", ()))
+        b.facts[key] = fresh
+        b.dirty.add(key)
+
+    # -- alerts --------------------------------------------------------------------------
+
+    def _evaluate_alerts(self, b: _Batch, now: int) -> None:
+        cursor = self.store.last_alert_cursor()
+        fresh: set[bytes] = set()
+        for key in sorted(b.dirty):
+            for intent in rules.evaluate(key, b.facts[key]):
+                k = intent.key
+                if k in fresh or self.store.alert_cursor(k) is not None:
+                    continue
+                fresh.add(k)
+                cursor += 1
+                entry = {
+                    "cursor": cursor,
+                    "key": k,
+                    "rule": intent.rule,
+                    "severity": intent.severity,
+                    "subject": {"kind": intent.subject[0], "id": intent.subject[1]},
+                    "reason": intent.reason,
+                    "evidence": list(intent.evidence),
+                    "ts": now,
+                }
+                b.ws.put(b"A" + u64(cursor), codec.encode_local(entry))
+                b.ws.put(b"K" + k, u64(cursor))
+                b.alerts.append(entry)
+                self.stats[("alert", intent.rule)] += 1
+                log.warning("alert rule=%s severity=%s subject=%s:%s", intent.rule,
+                            intent.severity, intent.subject[0], intent.subject[1][:16])
+
+
+def iter_wires(records: Iterable[Record]) -> list[bytes]:
+    return [r.wire for r in records]

@@ -1,0 +1,128 @@
+"""Alert rules over one object's facts: pure, deterministic, order-independent.
+
+`evaluate(key, facts)` returns the alerts an object's facts call for *now*. It
+reads nothing but the facts, and facts are a function of the set of records
+(see `node.facts`), so two nodes holding the same records derive the same
+alerts, whatever the arrival order. Each alert has a key over (rule, subject,
+evidence): the same finding gets the same key on every node, which is how one
+finding makes one alert network-wide.
+
+Conflicts are reported pairwise (one alert per pair of conflicting records),
+so the set of alerts does not depend on which conflicting record came first.
+
+Rules that need several objects or the clock (custody breaks, route deviation,
+silence, container verification) live in `node.verify` and the daemon's timers.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any
+
+from node.facts import Facts, key_ref
+from protocol.bodies import ObjectRef, alert_key
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """An alert the facts call for, before anyone signs it."""
+
+    rule: str
+    severity: str
+    subject: tuple[str, str]  # (kind, id) as in ObjectRef
+    reason: str
+    evidence: tuple[bytes, ...]  # sorted record ids
+
+    @property
+    def key(self) -> bytes:
+        return alert_key(self.rule, ObjectRef(kind=self.subject[0], id=self.subject[1]), self.evidence)
+
+    def body(self) -> dict[str, Any]:
+        """The wire body of the `alert` record that reports this intent."""
+        return {
+            "rule": self.rule,
+            "severity": self.severity,
+            "subject": {"kind": self.subject[0], "id": self.subject[1]},
+            "reason": self.reason,
+            "evidence": list(self.evidence),
+            "key": self.key,
+        }
+
+
+def _pairs(ids: Iterable[bytes]) -> Iterator[tuple[bytes, bytes]]:
+    yield from combinations(sorted(set(ids)), 2)
+
+
+def evaluate(key: bytes, facts: Facts) -> list[Intent]:
+    subject = key_ref(key)
+    if subject is None:
+        return []
+    out: list[Intent] = []
+    out += _feed_fork(subject, facts)
+    out += _double_handover(subject, facts)
+    out += _cloned_serial(subject, facts)
+    out += _seal_rules(subject, facts)
+    out += _temperature(subject, facts)
+    return out
+
+
+def _feed_fork(subject: tuple[str, str], facts: Facts) -> Iterator[Intent]:
+    by_seq: dict[int, list[bytes]] = defaultdict(list)
+    for seq, rid in facts.get("fork", ()):
+        by_seq[seq].append(rid)
+    for seq, ids in sorted(by_seq.items()):
+        for a, b in _pairs(ids):
+            yield Intent("feed_fork", "critical", subject,
+                         f"author signed two different records at seq {seq}", (a, b))
+
+
+def _double_handover(subject: tuple[str, str], facts: Facts) -> Iterator[Intent]:
+    offers: dict[tuple[bytes, bytes], list[bytes]] = defaultdict(list)
+    for head, oid, author, _to in facts.get("offers", ()):
+        offers[(head, author)].append(oid)
+    for (_head, _author), ids in sorted(offers.items()):
+        for a, b in _pairs(ids):
+            yield Intent("double_handover", "critical", subject,
+                         "the holder offered the same custody state twice", (a, b))
+
+
+def _cloned_serial(subject: tuple[str, str], facts: Facts) -> Iterator[Intent]:
+    for a, b in _pairs(mid for mid, _ in facts.get("mint", ())):
+        yield Intent("cloned_serial", "critical", subject,
+                     "the same GTIN and serial were minted twice", (a, b))
+    if subject[0] != "token":
+        return
+    containers: dict[str, bytes] = {}
+    for container, _root, pid in sorted(facts.get("packs", ()), key=lambda p: p[2]):
+        containers.setdefault(container, pid)
+    for a, b in _pairs(containers.values()):
+        yield Intent("cloned_serial", "critical", subject,
+                     "the same item is packed in two containers", (a, b))
+
+
+def _seal_rules(subject: tuple[str, str], facts: Facts) -> Iterator[Intent]:
+    seals = sorted(facts.get("seals", ()))  # (ts, id, seal, author)
+    if not seals:
+        return
+    first_ts = seals[0][0]
+    for at, scan_id, seen, _author in sorted(facts.get("seal_seen", ())):
+        in_force = [s for s in seals if s[0] <= at]
+        if in_force and in_force[-1][2] != seen:
+            yield Intent("seal_mismatch", "critical", subject,
+                         f"seal {seen} seen where {in_force[-1][2]} was recorded",
+                         tuple(sorted((in_force[-1][1], scan_id))))
+    for at, sid, kind in sorted(facts.get("breaches", ())):
+        if at > first_ts:
+            seal_id = [s for s in seals if s[0] < at][-1][1]
+            what = "door opened" if kind == "door" else "tamper detected"
+            yield Intent("seal_breach", "critical", subject, f"{what} after sealing",
+                         tuple(sorted((seal_id, sid))))
+
+
+def _temperature(subject: tuple[str, str], facts: Facts) -> Iterator[Intent]:
+    for _at, rid, value in sorted(facts.get("excursions", ())):
+        yield Intent("temperature_excursion", "high", subject,
+                     f"temperature {value / 1000:.1f} °C outside the allowed range", (rid,))

@@ -1,0 +1,221 @@
+"""The node's LevelDB database (plyvel): layout, reads, and atomic writes.
+
+One database per node. Every ingest is one `WriteSet` written as one synced
+LevelDB write batch: records, feed entries, heads, indexes, facts and alerts
+land together or not at all, so a node killed at any instant reopens
+consistent.
+
+Key layout (first byte is the table):
+
+    M name                 -> meta (schema version, network id, counters)
+    R id                   -> record wire bytes
+    F author seq(8)        -> record id              (author's feed)
+    H author               -> seq(8) id              (feed head)
+    O objkey 0x00 id       -> ""                     (records concerning an object)
+    S objkey               -> facts                  (derived state, see node.facts)
+    E author seq(8) a b    -> equivocation proof bytes
+    A cursor(8)            -> alert entry            (alerts in arrival order)
+    K alert key            -> cursor(8)
+    T type 0x00 id         -> ""                     (records by type, e.g. credentials)
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import plyvel
+
+from node.errors import StorageError
+from protocol import codec
+from protocol.feed import Head
+
+SCHEMA_VERSION: Final = 1
+_U64 = struct.Struct(">Q")
+
+
+def u64(n: int) -> bytes:
+    return _U64.pack(n)
+
+
+def from_u64(b: bytes) -> int:
+    return int(_U64.unpack(b)[0])
+
+
+class WriteSet:
+    """Puts and deletes gathered for one atomic batch (last write to a key wins)."""
+
+    __slots__ = ("ops",)
+
+    def __init__(self) -> None:
+        self.ops: dict[bytes, bytes | None] = {}
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self.ops[key] = value
+
+    def delete(self, key: bytes) -> None:
+        self.ops[key] = None
+
+    def __len__(self) -> int:
+        return len(self.ops)
+
+
+class Store:
+    """A node's database. Open with `Store.open(path)`; close with `close()`."""
+
+    def __init__(self, db: Any, path: Path) -> None:
+        self._db = db
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path | str, *, create: bool = True) -> Store:
+        path = Path(path)
+        try:
+            db = plyvel.DB(str(path), create_if_missing=create)
+        except plyvel.IOError as exc:
+            raise StorageError(f"cannot open database {path}: {exc}") from exc
+        except plyvel.Error as exc:
+            raise StorageError(f"database {path} is unusable: {exc}") from exc
+        store = cls(db, path)
+        version = store.meta("schema")
+        if version is None:
+            if store._has_data():
+                db.close()
+                raise StorageError(f"database {path} has data but no schema version")
+            db.put(b"Mschema", codec.encode_local(SCHEMA_VERSION), sync=True)
+        elif version > SCHEMA_VERSION:
+            db.close()
+            raise StorageError(
+                f"database {path} was written by a newer sealchain (schema {version},"
+                f" this version reads {SCHEMA_VERSION}): upgrade sealchain"
+            )
+        elif version < SCHEMA_VERSION:
+            db.close()
+            raise StorageError(f"database {path} has old schema {version}: run `sealchain rebuild`")
+        return store
+
+    def close(self) -> None:
+        if not self._db.closed:
+            self._db.close()
+
+    def _has_data(self) -> bool:
+        with self._db.iterator(include_value=False) as it:
+            return any(True for _ in it)
+
+    # -- writes ------------------------------------------------------------------------
+
+    def write(self, ws: WriteSet, *, sync: bool = True) -> None:
+        """Write everything in `ws` as one atomic batch (synced: durable on return)."""
+        try:
+            with self._db.write_batch(transaction=True, sync=sync) as wb:
+                for k, v in ws.ops.items():
+                    if v is None:
+                        wb.delete(k)
+                    else:
+                        wb.put(k, v)
+        except plyvel.Error as exc:
+            raise StorageError(f"write to {self.path} failed: {exc}") from exc
+
+    # -- meta --------------------------------------------------------------------------
+
+    def meta(self, name: str) -> Any:
+        raw = self._db.get(b"M" + name.encode())
+        return None if raw is None else codec.decode_local(raw)
+
+    @staticmethod
+    def meta_put(ws: WriteSet, name: str, value: Any) -> None:
+        ws.put(b"M" + name.encode(), codec.encode_local(value))
+
+    # -- records and feeds -------------------------------------------------------------
+
+    def record(self, rid: bytes) -> bytes | None:
+        raw: bytes | None = self._db.get(b"R" + rid)
+        return raw
+
+    def has_record(self, rid: bytes) -> bool:
+        return self._db.get(b"R" + rid) is not None
+
+    def feed_id(self, author: bytes, seq: int) -> bytes | None:
+        raw: bytes | None = self._db.get(b"F" + author + u64(seq))
+        return raw
+
+    def head(self, author: bytes) -> Head | None:
+        raw = self._db.get(b"H" + author)
+        return None if raw is None else Head(from_u64(raw[:8]), raw[8:])
+
+    def heads(self) -> Iterator[tuple[bytes, Head]]:
+        for k, v in self._db.iterator(prefix=b"H"):
+            yield k[1:], Head(from_u64(v[:8]), v[8:])
+
+    def feed(self, author: bytes, from_seq: int, limit: int) -> list[bytes]:
+        """Up to `limit` record wires of `author` from `from_seq` on, in seq order."""
+        out: list[bytes] = []
+        start = b"F" + author + u64(from_seq)
+        stop = b"F" + author + b"\xff" * 9
+        for _, rid in self._db.iterator(start=start, stop=stop):
+            raw = self._db.get(b"R" + rid)
+            if raw is None:
+                raise StorageError(f"feed entry without record {rid.hex()}")
+            out.append(raw)
+            if len(out) >= limit:
+                break
+        return out
+
+    def iter_records(self) -> Iterator[tuple[bytes, bytes]]:
+        for k, v in self._db.iterator(prefix=b"R"):
+            yield k[1:], v
+
+    def iter_feed_entries(self) -> Iterator[tuple[bytes, int, bytes]]:
+        for k, v in self._db.iterator(prefix=b"F"):
+            yield k[1:33], from_u64(k[33:41]), v
+
+    # -- objects -----------------------------------------------------------------------
+
+    def facts_raw(self, objkey: bytes) -> bytes | None:
+        raw: bytes | None = self._db.get(b"S" + objkey)
+        return raw
+
+    def iter_facts(self) -> Iterator[tuple[bytes, bytes]]:
+        for k, v in self._db.iterator(prefix=b"S"):
+            yield k[1:], v
+
+    def object_records(self, objkey: bytes) -> list[bytes]:
+        """Ids of the records concerning one object."""
+        prefix = b"O" + objkey + b"\x00"
+        return [k[len(prefix):] for k in self._db.iterator(prefix=prefix, include_value=False)]
+
+    def iter_object_index(self) -> Iterator[bytes]:
+        for k in self._db.iterator(prefix=b"O", include_value=False):
+            yield k[1:]
+
+    def by_type(self, type_name: str) -> list[bytes]:
+        prefix = b"T" + type_name.encode() + b"\x00"
+        return [k[len(prefix):] for k in self._db.iterator(prefix=prefix, include_value=False)]
+
+    # -- forks and alerts --------------------------------------------------------------
+
+    def proofs(self, author: bytes | None = None) -> Iterator[bytes]:
+        prefix = b"E" + (author or b"")
+        for _, v in self._db.iterator(prefix=prefix):
+            yield v
+
+    def alert_cursor(self, key: bytes) -> int | None:
+        raw = self._db.get(b"K" + key)
+        return None if raw is None else from_u64(raw)
+
+    def alerts(self, since: int = 0, limit: int = 100) -> list[tuple[int, dict[str, Any]]]:
+        """Alert entries with cursor > `since`, oldest first."""
+        out = []
+        for k, v in self._db.iterator(start=b"A" + u64(since + 1), stop=b"B"):
+            out.append((from_u64(k[1:]), codec.decode_local(v)))
+            if len(out) >= limit:
+                break
+        return out
+
+    def last_alert_cursor(self) -> int:
+        with self._db.iterator(prefix=b"A", reverse=True, include_value=False) as it:
+            for k in it:
+                return from_u64(k[1:])
+        return 0
