@@ -1,0 +1,149 @@
+"""Node configuration: `DATA/config.toml`, with sane defaults for every key.
+
+    [node]
+    role = "carrier"          # informational; rights come from the credential
+    observer = false          # customs observer mode
+    log_level = "info"
+
+    [p2p]
+    listen = ["/ip4/127.0.0.1/tcp/0"]
+    bootstrap = []            # multiaddrs with /p2p/<peer id>
+    gossip = true
+    psk = ""                  # optional private-network key (64 hex chars)
+
+    [rpc]
+    host = "127.0.0.1"
+    port = 8470               # 0 picks a free port (written to DATA/rpc.addr)
+    max_body = 4194304
+
+    [limits]
+    pending = 10000
+    sync_interval_s = 10
+    ban_threshold = 100
+    ban_seconds = 600
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from node.errors import ConfigError
+
+LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeSection:
+    role: str = "observer"
+    observer: bool = False
+    log_level: str = "info"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class P2PSection:
+    listen: tuple[str, ...] = ("/ip4/127.0.0.1/tcp/0",)
+    bootstrap: tuple[str, ...] = ()
+    gossip: bool = True
+    psk: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RpcSection:
+    host: str = "127.0.0.1"
+    port: int = 8470
+    max_body: int = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LimitsSection:
+    pending: int = 10_000
+    sync_interval_s: int = 10
+    ban_threshold: int = 100
+    ban_seconds: int = 600
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    node: NodeSection = field(default_factory=NodeSection)
+    p2p: P2PSection = field(default_factory=P2PSection)
+    rpc: RpcSection = field(default_factory=RpcSection)
+    limits: LimitsSection = field(default_factory=LimitsSection)
+
+    @classmethod
+    def load(cls, path: Path) -> Config:
+        try:
+            raw = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            return cls()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+        return cls.from_dict(raw, str(path))
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], where: str = "config") -> Config:
+        sections: dict[str, Any] = {}
+        for f in fields(cls):
+            sub = raw.get(f.name, {})
+            if not isinstance(sub, dict):
+                raise ConfigError(f"{where}: [{f.name}] must be a table")
+            sections[f.name] = _section(f.default_factory, sub, f"{where}: [{f.name}]")  # type: ignore[misc,arg-type]
+        extra = set(raw) - {f.name for f in fields(cls)}
+        if extra:
+            raise ConfigError(f"{where}: unknown section [{sorted(extra)[0]}]")
+        cfg = cls(**sections)
+        if cfg.node.log_level not in LEVELS:
+            raise ConfigError(f"{where}: [node] log_level must be one of {', '.join(LEVELS)}")
+        if not 0 <= cfg.rpc.port <= 65535:
+            raise ConfigError(f"{where}: [rpc] port must be 0..65535")
+        if cfg.p2p.psk and len(cfg.p2p.psk) != 64:
+            raise ConfigError(f"{where}: [p2p] psk must be 64 hex characters")
+        return cfg
+
+    def to_toml(self) -> str:
+        lines = []
+        for f in fields(self):
+            lines.append(f"[{f.name}]")
+            sec = getattr(self, f.name)
+            for sf in fields(sec):
+                lines.append(f"{sf.name} = {_toml_value(getattr(sec, sf.name))}")
+            lines.append("")
+        return "\n".join(lines)
+
+
+def _section(factory: Any, sub: dict[str, Any], where: str) -> Any:
+    default = factory()
+    known = {f.name: f for f in fields(default)}
+    kwargs: dict[str, Any] = {}
+    for k, v in sub.items():
+        if k not in known:
+            raise ConfigError(f"{where}: unknown key {k!r}")
+        want = getattr(default, k)
+        if isinstance(want, tuple):
+            if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                raise ConfigError(f"{where}: {k} must be a list of strings")
+            v = tuple(v)
+        elif isinstance(want, bool):
+            if not isinstance(v, bool):
+                raise ConfigError(f"{where}: {k} must be true or false")
+        elif isinstance(want, int):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ConfigError(f"{where}: {k} must be a non-negative integer")
+        elif not isinstance(v, type(want)):
+            raise ConfigError(f"{where}: {k} must be a {type(want).__name__}")
+        kwargs[k] = v
+    return type(default)(**kwargs)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
