@@ -84,6 +84,8 @@ class EquivocationProof:
         if a.seq == b.seq:
             if a.id == b.id:
                 raise VerificationError("equivocation proof: the two records are the same")
+            if a.id > b.id:  # one proof, one encoding: `of` puts the lower id first
+                raise VerificationError("equivocation proof: records out of canonical order")
         elif b.seq == a.seq + 1:
             if b.prev == a.id:
                 raise VerificationError("equivocation proof: the records link correctly")
