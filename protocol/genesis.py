@@ -39,6 +39,14 @@ class Params(Struct):
     max_temperature_mc: int = f(integer(-100_000, 150_000), default=30_000)
     min_temperature_mc: int = f(integer(-100_000, 150_000), default=-30_000)
 
+    def validate(self, path: str) -> None:
+        # An empty band would make every temperature reading an excursion.
+        if not self.min_temperature_mc < self.max_temperature_mc:
+            raise ValidationError(
+                f"{path}.max_temperature_mc", "order",
+                "max_temperature_mc must be above min_temperature_mc",
+            )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Unsigned(Struct):
