@@ -116,7 +116,10 @@ class CredentialSet:
         self._by_id[delegation.id] = delegation
 
     def add_revocation(self, target: bytes, revoker: bytes, effective: int) -> None:
-        self._revocations[target][revoker] = effective
+        # A revoker may state several times: the earliest stands, whatever the order.
+        by = self._revocations[target]
+        earlier = by.get(revoker)
+        by[revoker] = effective if earlier is None else min(earlier, effective)
 
     def get(self, statement_id: bytes) -> Grant | Delegation | None:
         return self._by_id.get(statement_id)
