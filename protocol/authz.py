@@ -5,7 +5,8 @@ One table owns the mapping from record type to the roles that may author it
 alerts; only a trademark owner mints (and recalls) its own marks, within its
 GS1 company prefixes; a customs node writes only customs actions and alerts; a
 device key writes only what its delegation allows, for the containers it names;
-a delegator cannot lend a right it does not hold.
+a delegator cannot lend a right it does not hold; a party may revoke only its
+own delegations (other revocations by a party are stored but have no effect).
 
 `authorise()` is evaluated at the record's own timestamp against a
 `CredentialSet` (pure), so every node with the same records decides the same.
@@ -25,7 +26,8 @@ _MOVERS: Final = frozenset({"manufacturer", "carrier", "forwarder", "brand"})
 
 WRITERS: Final[dict[str, frozenset[str]]] = {
     "credential.issue": frozenset({"authority"}),
-    "credential.revoke": frozenset({"authority"}),
+    # A party revokes its own delegations (`CredentialSet` ignores it revoking anything else).
+    "credential.revoke": frozenset({"authority"}) | _PARTIES,
     "credential.delegate": _PARTIES,
     "product.mint": frozenset({"brand"}),
     "recall": frozenset({"brand"}),
