@@ -235,13 +235,20 @@ class Ledger:
             records.append(r)
             prev = r.id
         batch = _Batch(self)
-        for r in records:
-            if r.type not in _CREDENTIAL_TYPES:
+        released: deque[Record] = deque()  # records our credential statements release
+        try:
+            for r in records:
+                # Before placing: an unauthorised record of ours must raise, never wait
+                # in the pending area (it would be stored later, after we said no).
                 authorise(self.creds, r)
-            out = self._place(r, batch, deque())
-            if out.status != "stored":
-                self._load()
-                raise AppendError(out)
+                out = self._place(r, batch, released)
+                if out.status != "stored":
+                    raise AppendError(out)
+            while released:
+                self._place(released.popleft(), batch, released)
+        except Error:
+            self._load()  # earlier entries may have changed the credential set
+            raise
         self._commit(batch, now)
         return records
 
@@ -330,7 +337,9 @@ class Ledger:
             authorise(self.creds, r)
         except RoleError as exc:
             if exc.rule == "author.unknown":
-                self.pending.add_unknown_author(r)
+                if not self.pending.add_unknown_author(r):
+                    self.stats[("dropped", "pending_full")] += 1
+                    return Outcome("pending", r.id, "pending area full: dropped, sync will refetch")
                 self.stats[("pending", "author")] += 1
                 return Outcome("pending", r.id, "author's credential not seen yet")
             return self._reject(exc.rule, str(exc), exc.penalty)
