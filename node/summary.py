@@ -1,0 +1,602 @@
+"""What a user sees of an object: token, container and shipment views, inclusion proofs.
+
+Pure: every function reads the stored facts (`node.facts`) and records through a
+`Reader` of callables and returns plain values (ids as bytes, parties as
+did:key), so two nodes holding the same records show the same views. The RPC
+turns the bytes into hex.
+
+Custody is a walk over the hand-over facts of one object. It starts at the
+object's first record (a token's mint, a container's or shipment's create) as
+head, with that record's author as holder. At each head it looks at the offers
+the current holder made from that head: none ends the walk; more than one is a
+double hand-over and marks the object disputed; exactly one moves the head to
+its accept and the holder to the recipient, if the recipient accepted it
+(otherwise the offer is reported as pending). A container's custody carries its
+contents: a token packed in a container is held by whoever holds the container,
+and after an unpack by whoever unpacked it, from where its own walk goes on.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from crypto import merkle
+from crypto.didkey import did_from_public
+from crypto.errors import Error
+from node import facts as F
+from protocol.bodies import token_id
+from protocol.envelope import Record
+
+MAX_LISTED = 1000  # readings and scans listed per view (the newest)
+
+
+class SummaryError(Error):
+    """A view or proof cannot be produced."""
+
+
+class NotFound(SummaryError):
+    """The object (or the item in a container) is not known to this node."""
+
+
+class Conflict(SummaryError):
+    """The state does not allow the request (an incomplete manifest, a disputed object)."""
+
+
+def _no_org(author: bytes) -> str | None:
+    return None
+
+
+def _counts(r: Record) -> bool:
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Reader:
+    """How the views read the log: facts by object key, record ids by object key, records."""
+
+    facts: Callable[[bytes], F.Facts]
+    record_ids: Callable[[bytes], Sequence[bytes]]
+    record: Callable[[bytes], Record | None]
+    org: Callable[[bytes], str | None] = _no_org
+    counts: Callable[[Record], bool] = _counts  # False for records that no longer count
+
+
+def party(reader: Reader, key: bytes) -> dict[str, Any]:
+    return {"did": did_from_public(key), "org": reader.org(key)}
+
+
+# -- custody -------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Custody:
+    """Where an object's custody walk ended."""
+
+    head: bytes
+    holder: bytes
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    disputed: bool = False
+    conflicting: list[bytes] = field(default_factory=list)  # offer ids at the disputed head
+    pending: dict[str, Any] | None = None  # an offer not (yet) accepted
+
+
+def walk(reader: Reader, facts: F.Facts, head: bytes, holder: bytes,
+         custody: Custody | None = None) -> Custody:
+    """Follow the hand-overs in `facts` from (`head`, `holder`)."""
+    c = custody or Custody(head, holder)
+    c.head, c.holder, c.pending = head, holder, None
+    offers: dict[tuple[bytes, bytes], list[tuple[bytes, bytes]]] = defaultdict(list)
+    for h, oid, author, to in facts.get("offers", ()):
+        offers[(h, author)].append((oid, to))
+    accepts: dict[bytes, list[tuple[bytes, bytes, bytes]]] = defaultdict(list)
+    for oid, aid, author, h in facts.get("accepts", ()):
+        accepts[oid].append((aid, author, h))
+    seen: set[bytes] = set()
+    while c.head not in seen:
+        seen.add(c.head)
+        cands = sorted(offers.get((c.head, c.holder), ()))
+        if not cands:
+            break
+        if len(cands) > 1:
+            c.disputed = True
+            c.conflicting = [oid for oid, _ in cands]
+            break
+        oid, to = cands[0]
+        ok = sorted(aid for aid, author, h in accepts.get(oid, ()) if author == to and h == c.head)
+        if not ok:
+            c.pending = {"offer": oid, "to": party(reader, to), "ts": _ts(reader, oid)}
+            break
+        c.steps.append({"kind": "handover", "offer": oid, "accept": ok[0],
+                        "from": party(reader, c.holder), "to": party(reader, to),
+                        "ts": _ts(reader, ok[0])})
+        c.head, c.holder = ok[0], to
+    return c
+
+
+def _ts(reader: Reader, rid: bytes) -> int | None:
+    r = reader.record(rid)
+    return r.ts if r is not None else None
+
+
+def _first(reader: Reader, entries: Iterable[tuple[bytes, bytes]]) -> tuple[bytes, bytes, bool]:
+    """The earliest (record id, author) of an object's create or mint records; disputed if
+    different authors created it."""
+    items = sorted(entries, key=lambda e: (_ts(reader, e[0]) or 0, e[0]))
+    return items[0][0], items[0][1], len({a for _, a in items}) > 1
+
+
+# -- customs and seals ------------------------------------------------------------------
+
+
+def customs_status(actions: Iterable[tuple[Any, ...]]) -> str:
+    """The customs status an object's actions add up to; a seizure is final."""
+    status = "none"
+    for _when, _rid, action, result in sorted(actions):
+        if status == "seized":
+            break
+        status = {"hold": "held", "inspect": "inspecting", "release": "released",
+                  "seize": "seized"}.get(action) or ("conform" if result == "conform"
+                                                     else "nonconform")
+    return status
+
+
+def _customs_list(reader: Reader, actions: Iterable[tuple[Any, ...]], subject: str
+                  ) -> list[dict[str, Any]]:
+    out = []
+    for ts, rid, action, result in sorted(actions):
+        r = reader.record(rid)
+        out.append({"subject": subject, "action": action, "result": result or None, "ts": ts,
+                    "record": rid, "by": party(reader, r.author) if r else None,
+                    "note": getattr(r.body, "note", None) if r else None})
+    return out
+
+
+def seal_state(facts: F.Facts) -> str:
+    seals = sorted(facts.get("seals", ()))
+    if not seals:
+        return "unsealed"
+    ts, _rid, seal, _author = seals[-1]
+    if any(at > ts for at, _sid, _kind in facts.get("breaches", ())):
+        return "broken"
+    if any(at >= ts and seen != seal for at, _sid, seen, _a in facts.get("seal_seen", ())):
+        return "broken"
+    return "sealed"
+
+
+# -- containers ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    root: bytes
+    count: int
+    chunks: int
+    weight_g: int
+    present: dict[int, bytes]  # chunk -> pack record id
+    ts: int
+    by: bytes
+
+    @property
+    def complete(self) -> bool:
+        return len(self.present) == self.chunks
+
+
+def manifests(facts: F.Facts) -> dict[bytes, Manifest]:
+    by_root: dict[bytes, list[tuple[Any, ...]]] = defaultdict(list)
+    for p in facts.get("packs", ()):
+        by_root[p[0]].append(p)
+    out = {}
+    for root, packs in by_root.items():
+        packs.sort(key=lambda p: (p[7], p[5]))
+        first = packs[0]
+        present: dict[int, bytes] = {}
+        for p in packs:
+            present.setdefault(p[1], p[5])
+        out[root] = Manifest(root, first[3], first[2], first[4], present, packs[-1][7], first[6])
+    return out
+
+
+def current_manifest(reader: Reader, facts: F.Facts) -> Manifest | None:
+    """The manifest in force: the latest packed, unless an unpack came after it."""
+    ms = manifests(facts)
+    if not ms:
+        return None
+    latest = max(ms.values(), key=lambda m: (m.ts, max(m.present.values())))
+    for ts, uid, _author in facts.get("unpacks", ()):
+        if ts > latest.ts or (ts == latest.ts and _after(reader, uid, latest.present[min(latest.present)])):
+            return None
+    return latest
+
+
+def _after(reader: Reader, a: bytes, b: bytes) -> bool:
+    """Whether record `a` comes after `b` (same timestamp): by feed order for one author."""
+    ra, rb = reader.record(a), reader.record(b)
+    if ra is not None and rb is not None and ra.author == rb.author:
+        return ra.seq > rb.seq
+    return a > b
+
+
+def container_custody(reader: Reader, number: str, facts: F.Facts | None = None) -> Custody | None:
+    facts = facts if facts is not None else reader.facts(F.container_key(number))
+    if not facts.get("create"):
+        return None
+    head, holder, disputed = _first(reader, facts["create"])
+    c = walk(reader, facts, head, holder)
+    c.disputed = c.disputed or disputed
+    return c
+
+
+def container_view(reader: Reader, number: str) -> dict[str, Any]:
+    key = F.container_key(number)
+    facts = reader.facts(key)
+    if not facts:
+        raise NotFound(f"container {number} is not known")
+    custody = container_custody(reader, number, facts)
+    m = current_manifest(reader, facts)
+    seals = sorted(facts.get("seals", ()))
+    records = _records(reader, key)
+    created = None
+    if facts.get("create"):
+        cid = _first(reader, facts["create"])[0]
+        r = reader.record(cid)
+        if r is not None:
+            created = {"record": cid, "by": party(reader, r.author), "ts": r.ts,
+                       "tare_g": r.body.tare_g, "max_gross_g": r.body.max_gross_g,
+                       "sscc": r.body.sscc}
+    shipments = sorted({s for s, _ in facts.get("shipments", ())})
+    declarations = sorted(facts.get("declarations", ()))
+    return {
+        "container": number,
+        "created": created,
+        "manifest": None if m is None else {
+            "root": m.root, "count": m.count, "chunks": m.chunks, "present": len(m.present),
+            "complete": m.complete, "weight_g": m.weight_g, "packed_by": party(reader, m.by),
+            "ts": m.ts, "records": [m.present[i] for i in sorted(m.present)],
+        },
+        "seal": {
+            "status": seal_state(facts),
+            "current": seals[-1][2] if seals else None,
+            "history": [{"seal": s, "ts": ts, "record": rid, "by": party(reader, a)}
+                        for ts, rid, s, a in seals],
+            "seen": [{"seal": s, "at": at, "record": rid, "by": party(reader, a),
+                      "matches": bool(seals) and _seal_at(seals, at) in (None, s)}
+                     for at, rid, s, a in sorted(facts.get("seal_seen", ()))],
+            "breaches": [{"kind": k, "at": at, "record": rid}
+                         for at, rid, k in sorted(facts.get("breaches", ()))],
+        },
+        "custody": _custody_json(reader, custody),
+        "customs": {"status": customs_status(facts.get("customs", ())),
+                    "declarations": [{"record": rid, "shipment": s, "jurisdiction": j}
+                                     for rid, s, j in declarations],
+                    "actions": _customs_list(reader, facts.get("customs", ()), number)},
+        "shipments": shipments,
+        "location": _location(reader, facts),
+        "sensors": _readings(reader, records, number),
+        "latest": {"weight": facts.get("weight"), "temperature": facts.get("temp"),
+                   "position": facts.get("position")},
+        "unpacks": [{"ts": ts, "record": rid, "by": party(reader, a)}
+                    for ts, rid, a in sorted(facts.get("unpacks", ()))],
+    }
+
+
+def _seal_at(seals: list[tuple[Any, ...]], at: int) -> str | None:
+    in_force = [s for s in seals if s[0] <= at]
+    return in_force[-1][2] if in_force else None
+
+
+def _custody_json(reader: Reader, c: Custody | None) -> dict[str, Any] | None:
+    if c is None:
+        return None
+    return {"holder": party(reader, c.holder), "head": c.head, "steps": c.steps,
+            "disputed": c.disputed, "conflicting_offers": c.conflicting, "pending": c.pending}
+
+
+def _records(reader: Reader, key: bytes) -> list[Record]:
+    out = []
+    for rid in reader.record_ids(key):
+        r = reader.record(rid)
+        if r is not None and reader.counts(r):
+            out.append(r)
+    return out
+
+
+def _readings(reader: Reader, records: list[Record], number: str) -> list[dict[str, Any]]:
+    out = []
+    for r in records:
+        if r.type != "sensor":
+            continue
+        b = r.body
+        reading: dict[str, Any] = {"container": number, "kind": b.kind, "at": b.at,
+                                   "record": r.id, "by": party(reader, r.author)}
+        for name in ("value", "open", "lat_udeg", "lon_udeg"):
+            if getattr(b, name) is not None:
+                reading[name] = getattr(b, name)
+        out.append(reading)
+    out.sort(key=lambda x: (x["at"], x["record"]))
+    return out[-MAX_LISTED:]
+
+
+def _scans(reader: Reader, records: list[Record]) -> list[dict[str, Any]]:
+    out = []
+    for r in records:
+        if r.type != "scan":
+            continue
+        b = r.body
+        out.append({"object": {"kind": b.object.kind, "id": b.object.id},
+                    "place": b.place.to_value(), "event": b.event, "seal": b.seal,
+                    "at": b.at if b.at is not None else r.ts, "record": r.id,
+                    "by": party(reader, r.author)})
+    out.sort(key=lambda x: (x["at"], x["record"]))
+    return out[-MAX_LISTED:]
+
+
+def _location(reader: Reader, *facts_list: F.Facts) -> dict[str, Any] | None:
+    scans = [f["scan"] for f in facts_list if f.get("scan")]
+    if not scans:
+        return None
+    at, rid = max(scans)
+    r = reader.record(rid)
+    if r is None:
+        return None
+    return {"place": r.body.place.to_value(), "at": at, "event": r.body.event, "record": rid,
+            "by": party(reader, r.author)}
+
+
+# -- tokens ----------------------------------------------------------------------------
+
+
+def token_view(reader: Reader, tid: bytes, now: int) -> dict[str, Any]:
+    key = F.token_key(tid)
+    facts = reader.facts(key)
+    if not facts:
+        raise NotFound(f"token {tid.hex()} is not known")
+    mint_json, lot_recalls = None, set()
+    cloned = len(facts.get("mint", ())) > 1
+    if facts.get("mint"):
+        mid, brand, _ = _first(reader, facts["mint"])
+        r = reader.record(mid)
+        if r is not None:
+            b = r.body
+            serial = next((s for s in b.serials if token_id(b.gtin, s) == tid), None)
+            mint_json = {"record": mid, "brand": party(reader, brand), "mark": b.mark,
+                         "facility": b.facility, "gtin": b.gtin, "serial": serial, "lot": b.lot,
+                         "expiry": b.expiry, "markets": list(b.markets),
+                         "attrs": dict(b.attrs or {}), "ts": r.ts}
+            lot_recalls = reader.facts(F.lot_key(b.gtin, b.lot)).get("recalls", set())
+    packed = token_packing(reader, facts)
+    custody = token_custody(reader, facts, packed)
+    containers = []
+    cfacts_all = []
+    sensors: list[dict[str, Any]] = []
+    scans = _scans(reader, _records(reader, key))
+    customs = _customs_list(reader, facts.get("customs", ()), tid.hex())
+    for number, root, pid, current, _unpacker in packed:
+        cfacts = reader.facts(F.container_key(number))
+        cfacts_all.append(cfacts)
+        crecs = _records(reader, F.container_key(number))
+        ccust = container_custody(reader, number, cfacts)
+        containers.append({"container": number, "root": root, "record": pid, "current": current,
+                           "seal_status": seal_state(cfacts),
+                           "holder": party(reader, ccust.holder) if ccust else None,
+                           "shipments": sorted({s for s, _ in cfacts.get("shipments", ())})})
+        sensors += _readings(reader, crecs, number)
+        scans += _scans(reader, crecs)
+        customs += _customs_list(reader, cfacts.get("customs", ()), number)
+    current = [c for c in containers if c["current"]]
+    recalls = sorted(set(facts.get("recalls", ())) | set(lot_recalls))
+    status = _token_status(reader, facts, custody, cloned, len(packed) > 1, bool(recalls),
+                           current, cfacts_all)
+    expiry = mint_json["expiry"] if mint_json else None
+    return {
+        "token": tid,
+        "status": status,
+        "holder": party(reader, custody.holder) if custody else None,
+        "location": _location(reader, facts, *cfacts_all),
+        "mint": mint_json,
+        "mints": sorted(mid for mid, _ in facts.get("mint", ())),
+        "expired": expiry is not None and expiry <= now,
+        "recalls": [{"record": rid, "by": party(reader, a), "ts": ts} for rid, a, ts in recalls],
+        "custody": _custody_json(reader, custody),
+        "scans": sorted(scans, key=lambda s: (s["at"], s["record"]))[-MAX_LISTED:],
+        "sensors": sorted(sensors, key=lambda s: (s["at"], s["record"]))[-MAX_LISTED:],
+        "containers": containers,
+        "customs": sorted(customs, key=lambda c: (c["ts"], c["record"])),
+    }
+
+
+def token_packing(reader: Reader, facts: F.Facts
+                  ) -> list[tuple[str, bytes, bytes, bool, bytes | None]]:
+    """(container, root, pack id, packed now?, unpacker) for every container a token was in."""
+    out = []
+    for number, root, pid in sorted(facts.get("packs", ())):
+        cfacts = reader.facts(F.container_key(number))
+        m = current_manifest(reader, cfacts)
+        current = m is not None and m.root == root
+        unpacker = None
+        if not current:
+            unpacks = sorted(cfacts.get("unpacks", ()))
+            unpacker = unpacks[-1][2] if unpacks else None
+        out.append((number, root, pid, current, unpacker))
+    return out
+
+
+def token_custody(reader: Reader, facts: F.Facts,
+                  packed: list[tuple[str, bytes, bytes, bool, bytes | None]]) -> Custody | None:
+    """A token's custody: its own hand-overs, carried along by the container it is packed in
+    (or, once unpacked, handed to whoever unpacked it)."""
+    if not facts.get("mint"):
+        return None
+    mid, brand, _ = _first(reader, facts["mint"])
+    custody = walk(reader, facts, mid, brand)
+    for number, _root, _pid, current, unpacker in packed:
+        if custody.disputed or custody.pending is not None:
+            break
+        if current:
+            cc = container_custody(reader, number)
+            if cc is not None and cc.disputed:
+                custody.disputed = True
+                break
+            to = cc.holder if cc is not None else None
+        else:
+            to = unpacker
+        if to is None or to == custody.holder:
+            continue
+        custody.steps.append({"kind": "container", "container": number,
+                              "from": party(reader, custody.holder), "to": party(reader, to),
+                              "ts": None})
+        if current:
+            custody.holder = to
+        else:
+            walk(reader, facts, custody.head, to, custody)
+    return custody
+
+
+def _token_status(reader: Reader, facts: F.Facts, custody: Custody | None, cloned: bool,
+                  multi: bool, recalled: bool, current: list[dict[str, Any]],
+                  cfacts_all: list[F.Facts]) -> str:
+    actions = list(facts.get("customs", ()))
+    for cf in cfacts_all:
+        actions += cf.get("customs", ())
+    cs = customs_status(actions)
+    if cs == "seized":
+        return "seized"
+    if recalled:
+        return "recalled"
+    if cloned or multi or (custody is not None and custody.disputed):
+        return "disputed"
+    if cs in ("held", "inspecting", "nonconform"):
+        return "held"
+    if current:
+        number = current[0]["container"]
+        cfacts = reader.facts(F.container_key(number))
+        statuses = [reader.facts(F.shipment_key(s)).get("status") for s in current[0]["shipments"]]
+        latest = max((s for s in statuses if s), default=None)
+        ccust = container_custody(reader, number, cfacts)
+        if (latest is not None and latest[2] == "in_transit") or (
+                latest is None and ccust is not None and ccust.steps):
+            return "in transit"
+        return "packed"
+    return "active"
+
+
+def holder_of(reader: Reader, kind: str, ident: str) -> tuple[Custody | None, str | None]:
+    """The custody of a goods object, and the container a token is packed in (if any)."""
+    if kind == "container":
+        return container_custody(reader, ident), None
+    if kind == "shipment":
+        facts = reader.facts(F.shipment_key(ident))
+        if not facts.get("create"):
+            return None, None
+        head, holder, disputed = _first(reader, facts["create"])
+        c = walk(reader, facts, head, holder)
+        c.disputed = c.disputed or disputed
+        return c, None
+    tid = bytes.fromhex(ident)
+    facts = reader.facts(F.token_key(tid))
+    packed = token_packing(reader, facts)
+    inside = next((number for number, _r, _p, current, _u in packed if current), None)
+    return token_custody(reader, facts, packed), inside
+
+
+# -- shipments -------------------------------------------------------------------------
+
+
+def shipment_view(reader: Reader, sid: str) -> dict[str, Any]:
+    key = F.shipment_key(sid)
+    facts = reader.facts(key)
+    if not facts:
+        raise NotFound(f"shipment {sid} is not known")
+    plan = None
+    custody = None
+    if facts.get("create"):
+        head, holder, disputed = _first(reader, facts["create"])
+        r = reader.record(head)
+        if r is not None:
+            plan = {"record": head, "by": party(reader, r.author), "ts": r.ts,
+                    **{k: v for k, v in r.body.to_value().items() if k != "shipment"}}
+        custody = walk(reader, facts, head, holder)
+        custody.disputed = custody.disputed or disputed
+    status = facts.get("status")
+    containers = []
+    for number in (plan or {}).get("containers", []):
+        cfacts = reader.facts(F.container_key(number))
+        cc = container_custody(reader, number, cfacts)
+        m = current_manifest(reader, cfacts)
+        containers.append({"container": number, "known": bool(cfacts),
+                           "seal_status": seal_state(cfacts),
+                           "holder": party(reader, cc.holder) if cc else None,
+                           "items": m.count if m else 0,
+                           "customs": customs_status(cfacts.get("customs", ()))})
+    return {
+        "shipment": sid,
+        "plan": plan,
+        "status": None if status is None else {"status": status[2], "ts": status[0],
+                                                "record": status[1]},
+        "custody": _custody_json(reader, custody),
+        "containers": containers,
+        "declarations": [{"record": rid, "jurisdiction": j, "by": party(reader, a)}
+                         for rid, j, a in sorted(facts.get("declarations", ()))],
+        "customs": {"status": customs_status(facts.get("customs", ())),
+                    "actions": _customs_list(reader, facts.get("customs", ()), sid)},
+        "location": _location(reader, facts),
+    }
+
+
+# -- inclusion proofs ------------------------------------------------------------------
+
+
+def inclusion_proof(reader: Reader, number: str, tid: bytes) -> dict[str, Any]:
+    """A Merkle inclusion proof that token `tid` is in container `number`'s manifest.
+
+    A third party checks it with `crypto.merkle.verify_inclusion(tid, index, size,
+    proof, root)` against the `root` of the signed container.pack record `record`.
+    """
+    facts = reader.facts(F.container_key(number))
+    if not facts:
+        raise NotFound(f"container {number} is not known")
+    m = current_manifest(reader, facts)
+    if m is None:
+        raise NotFound(f"container {number} has no manifest")
+    if not m.complete:
+        raise Conflict(f"manifest of {number} has {len(m.present)} of {m.chunks} chunks")
+    items: list[bytes] = []
+    holder = None
+    for chunk in range(m.chunks):
+        r = reader.record(m.present[chunk])
+        if r is None:
+            raise Conflict(f"pack record {m.present[chunk].hex()} is missing")
+        if tid in r.body.items:
+            holder = r
+        items.extend(r.body.items)
+    index = bisect_left(items, tid)
+    if holder is None or index >= len(items) or items[index] != tid:
+        raise NotFound(f"token {tid.hex()} is not in the manifest of {number}")
+    tree = merkle.MerkleTree(items)
+    if tree.root != m.root:
+        raise Conflict(f"the chunks of {number} do not add up to the root they name")
+    return {"container": number, "token": tid, "root": m.root, "index": index,
+            "size": len(items), "proof": tree.inclusion_proof(index), "record": holder.id,
+            "chunk": holder.body.chunk, "packed_by": party(reader, holder.author)}
+
+
+def reader_of(ledger: Any, now: int) -> Reader:
+    """A `Reader` over a `node.ledger.Ledger` (passed in, so this module does no I/O itself).
+
+    Party names come from the credentials in force at `now`.
+    """
+
+    def org(key: bytes) -> str | None:
+        auth = ledger.creds.grant_status(key, now)
+        if auth.grant is not None:
+            return str(auth.grant.org)
+        return "network authority" if key in ledger.creds.authorities else None
+
+    def counts(r: Record) -> bool:
+        return not ledger.excluded(r)
+
+    return Reader(facts=ledger.facts, record_ids=ledger.store.object_records,
+                  record=ledger.record, org=org, counts=counts)
