@@ -1,0 +1,409 @@
+"""The network service: gossip for speed, anti-entropy sync for truth.
+
+Theory of operation. `Network` owns the libp2p `Host` (node.p2p) and drives
+three things over it:
+
+- **Sync** (`/sealchain/sync/1`): one `protocol.sync.SyncSession` per stream.
+  For each connected pair, the peer with the smaller public key opens a sync
+  stream when they connect, every `sync_interval_s`, and at once whenever
+  gossip delivers a record whose predecessor we lack. A session runs one round
+  (heads, wants, records) and closes when idle. Delivered runs are already
+  authenticated (one signature per run) and go to `Ledger.submit_run`.
+- **Gossip** (topic `records` of the network): our own fresh records are
+  batched (up to `GOSSIP_BATCH` records or `GOSSIP_LINGER_S`) into one gossip
+  message, a canonical list of record wires. The validator rejects only what is
+  permanently invalid (malformed, wrong network, bad signature), so gossipsub
+  never forwards garbage; decoded records are cached for the ingest that
+  follows. Gossip is best effort: sync repairs whatever it drops.
+- **Peers** (`/sealchain/peers/1`): on connect we ask a peer for the addresses
+  of its peers and dial some of them, up to `max_peers` (unless discovery is
+  off); bootstrap peers are redialled with exponential backoff.
+
+Misbehaving peers lose points (`Penalise`, malformed frames, forged records,
+rejected gossip); past `ban_threshold` they are disconnected and refused for
+`ban_seconds`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from crypto.errors import Error
+from node.errors import NetworkError
+from node.ledger import Ledger
+from node.p2p import Host, PeerEventKind, Stream, peer_id_of
+from protocol import codec
+from protocol.envelope import Record
+from protocol.errors import ProtocolError
+from protocol.sync import Limits, SyncSession
+from protocol.sync_messages import Deliver, Disconnect, Fetch, Fork, Idle, Penalise, Send
+
+log = logging.getLogger("sealchain.net")
+
+SYNC_PROTOCOL = "/sealchain/sync/1"
+PEERS_PROTOCOL = "/sealchain/peers/1"
+GOSSIP_BATCH = 256
+GOSSIP_LINGER_S = 0.02
+MAX_PEER_LIST = 64
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class NetConfig:
+    listen: tuple[str, ...] = ("/ip4/127.0.0.1/tcp/0",)
+    bootstrap: tuple[str, ...] = ()
+    gossip: bool = True
+    discover: bool = True
+    max_peers: int = 8
+    psk: bytes | None = None
+    sync_interval_s: float = 10.0
+    ban_threshold: int = 100
+    ban_seconds: float = 600.0
+
+
+@dataclass
+class NetStats:
+    gossip_in: int = 0
+    gossip_out: int = 0
+    gossip_rejected: int = 0
+    gossip_dropped: int = 0
+    gossip_records_in: int = 0
+    sync_sessions: int = 0
+    sync_requests: int = 0
+    sync_records_in: int = 0
+    sync_bytes_in: int = 0
+    sync_bytes_out: int = 0
+    sync_errors: int = 0
+    bans: int = 0
+    penalties: Counter[str] = field(default_factory=Counter)  # peer id -> points
+
+
+class Network:
+    def __init__(self, ledger: Ledger, config: NetConfig) -> None:
+        assert ledger.own is not None
+        self.ledger = ledger
+        self.config = config
+        self.host = Host(ledger.own, listen=config.listen, psk=config.psk, gossip=config.gossip)
+        self.topic = ledger.genesis.topic("records")
+        self.stats = NetStats()
+        self.lag: dict[bytes, int] = {}  # peer -> records it has that we lack (last round)
+        self._scores: Counter[bytes] = Counter()
+        self._banned: dict[bytes, float] = {}
+        self._known: dict[bytes, str] = {}  # peer key -> multiaddr
+        self._syncing: set[bytes] = set()
+        self._gone: dict[bytes, trio.Event] = {}  # peer -> set when it disconnects
+        self._outbox_send, self._outbox = trio.open_memory_channel[Record](10_000)
+        self._decoded: OrderedDict[bytes, list[Record]] = OrderedDict()
+        self._nursery: trio.Nursery | None = None
+        self._listeners: list[Callable[[bytes, bool], None]] = []
+        ledger.on_stored(self._on_stored)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            self.host.set_stream_handler(SYNC_PROTOCOL, self._serve_sync)
+            self.host.set_stream_handler(PEERS_PROTOCOL, self._serve_peers)
+            await nursery.start(self.host.run)
+            if self.config.gossip:
+                self.host.set_validator(self.topic, self._validate)
+                channel = await self.host.subscribe(self.topic)
+                nursery.start_soon(self._gossip_in, channel)
+                nursery.start_soon(self._gossip_out)
+            nursery.start_soon(self._peer_events)
+            for addr in self.config.bootstrap:
+                nursery.start_soon(self._keep_dialled, addr)
+            nursery.start_soon(self._periodic_sync)
+            log.info("network started peer_id=%s listen=%s", self.host.peer_id,
+                     ",".join(self.host.listen_addrs))
+            task_status.started()
+            await trio.sleep_forever()
+
+    @property
+    def addrs(self) -> list[str]:
+        return list(self.host.listen_addrs)
+
+    def connected(self) -> list[bytes]:
+        return self.host.connected_peers()
+
+    def sync_lag(self) -> int:
+        return max(self.lag.values(), default=0)
+
+    def on_peer(self, callback: Callable[[bytes, bool], None]) -> None:
+        self._listeners.append(callback)
+
+    # -- peers -------------------------------------------------------------------------------
+
+    async def _keep_dialled(self, addr: str) -> None:
+        delay = 0.5
+        while True:
+            try:
+                key = await self.host.connect(addr)
+                self._known[key] = addr
+                delay = 0.5
+                gone = self._gone.setdefault(key, trio.Event())
+                if self.host.is_connected(key):
+                    await gone.wait()
+            except NetworkError as exc:
+                log.debug("dial failed addr=%s error=%s", addr, exc)
+            await trio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    async def _peer_events(self) -> None:
+        async for ev in self.host.peer_events:
+            if ev.kind is PeerEventKind.CONNECTED:
+                if self._is_banned(ev.public_key):
+                    await self.host.disconnect(ev.public_key)
+                    continue
+                log.info("peer connected peer=%s", ev.peer_id)
+                assert self._nursery is not None
+                if self.host.public_key < ev.public_key:
+                    self._nursery.start_soon(self._sync_with, ev.public_key)
+                if self.config.discover:
+                    self._nursery.start_soon(self._discover, ev.public_key)
+            else:
+                log.info("peer disconnected peer=%s", ev.peer_id)
+                self.lag.pop(ev.public_key, None)
+                gone = self._gone.pop(ev.public_key, None)
+                if gone is not None:
+                    gone.set()
+            for cb in self._listeners:
+                cb(ev.public_key, ev.kind is PeerEventKind.CONNECTED)
+
+    async def _serve_peers(self, stream: Stream) -> None:
+        addrs = [a for k, a in sorted(self._known.items()) if k != stream.remote_public_key]
+        addrs += self.host.listen_addrs
+        await stream.write(codec.encode(addrs[:MAX_PEER_LIST]))
+        await stream.close_write()
+
+    async def _discover(self, peer: bytes) -> None:
+        try:
+            with trio.fail_after(10):
+                stream = await self.host.open_stream(peer, PEERS_PROTOCOL)
+                data = b""
+                while len(data) < codec.MAX_DOCUMENT:
+                    chunk = await stream.read(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                await stream.close()
+            addrs = codec.decode(data)
+            if not isinstance(addrs, list) or not all(isinstance(a, str) for a in addrs):
+                raise ProtocolError("peer list is not a list of strings")
+        except (trio.TooSlowError, Error) as exc:
+            log.debug("peer discovery failed peer=%s error=%s", peer.hex()[:16], exc)
+            return
+        for addr in addrs:
+            if "/p2p/" not in addr:
+                continue
+            if len(self.host.connected_peers()) >= self.config.max_peers:
+                return
+            try:
+                key = await self.host.connect(addr)
+            except NetworkError:
+                continue
+            self._known.setdefault(key, addr)
+
+    # -- penalties ---------------------------------------------------------------------------
+
+    def penalise(self, peer: bytes, points: int, reason: str) -> None:
+        if points <= 0:
+            return
+        self._scores[peer] += points
+        self.stats.penalties[peer_id_of(peer)] += points
+        log.warning("peer penalised peer=%s points=%d total=%d reason=%s", peer_id_of(peer),
+                    points, self._scores[peer], reason)
+        if self._scores[peer] >= self.config.ban_threshold:
+            self._banned[peer] = trio.current_time() + self.config.ban_seconds
+            self._scores[peer] = 0
+            self.stats.bans += 1
+            log.warning("peer banned peer=%s seconds=%d", peer_id_of(peer), self.config.ban_seconds)
+            if self._nursery is not None:
+                self._nursery.start_soon(self.host.disconnect, peer)
+
+    def _is_banned(self, peer: bytes) -> bool:
+        until = self._banned.get(peer)
+        if until is None:
+            return False
+        if trio.current_time() >= until:
+            del self._banned[peer]
+            return False
+        return True
+
+    # -- sync --------------------------------------------------------------------------------
+
+    async def _periodic_sync(self) -> None:
+        while True:
+            await trio.sleep(self.config.sync_interval_s)
+            self.request_sync()
+
+    def request_sync(self, peer: bytes | None = None) -> None:
+        """Start a sync round with `peer` (or every connected peer) unless one is running."""
+        assert self._nursery is not None
+        for p in [peer] if peer else self.host.connected_peers():
+            if p not in self._syncing:
+                self._nursery.start_soon(self._sync_with, p)
+
+    async def _sync_with(self, peer: bytes) -> None:
+        if peer in self._syncing or self._is_banned(peer):
+            return
+        self._syncing.add(peer)
+        try:
+            stream = await self.host.open_stream(peer, SYNC_PROTOCOL)
+        except NetworkError as exc:
+            log.debug("sync open failed peer=%s error=%s", peer_id_of(peer), exc)
+            self._syncing.discard(peer)
+            return
+        try:
+            await self._run_session(stream)
+        finally:
+            self._syncing.discard(peer)
+
+    async def _serve_sync(self, stream: Stream) -> None:
+        if self._is_banned(stream.remote_public_key):
+            await stream.reset()
+            return
+        await self._run_session(stream)
+
+    async def _run_session(self, stream: Stream) -> None:
+        peer = stream.remote_public_key
+        session = SyncSession(self.ledger.network, Limits())
+        self.stats.sync_sessions += 1
+        done = trio.Event()
+
+        async def carry_out(actions: list[Any]) -> None:
+            for a in actions:
+                if isinstance(a, Send):
+                    self.stats.sync_bytes_out += len(a.data)
+                    await stream.write(a.data)
+                elif isinstance(a, Fetch):
+                    self.stats.sync_requests += 1
+                    wires = self.ledger.store.feed(a.author, a.from_seq, a.to_seq - a.from_seq + 1)
+                    await carry_out(session.supply(a.author, wires))
+                elif isinstance(a, Deliver):
+                    outcomes = self.ledger.submit_run(a.records, now_ms())
+                    self.stats.sync_records_in += sum(o.status == "stored" for o in outcomes)
+                    session.update_heads(self.ledger.heads())
+                elif isinstance(a, Fork):
+                    log.warning("fork seen in sync author=%s seq=%d", a.author.hex()[:16], a.seq)
+                elif isinstance(a, Penalise):
+                    self.penalise(peer, a.points, a.reason)
+                elif isinstance(a, Disconnect | Idle):
+                    done.set()
+
+        async def ticker() -> None:
+            while not done.is_set():
+                await trio.sleep(1.0)
+                await carry_out(session.tick(now_ms()))
+
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ticker)
+                await carry_out(session.start(self.ledger.heads(), now_ms()))
+                while not done.is_set():
+                    data = await stream.read(65536)
+                    self.stats.sync_bytes_in += len(data)
+                    await carry_out(session.receive(data, now_ms()))
+                    if not data:
+                        break
+                nursery.cancel_scope.cancel()
+        except ProtocolError as exc:
+            self.stats.sync_errors += 1
+            self.penalise(peer, getattr(exc, "penalty", 10), f"sync: {exc}")
+            await stream.reset()
+            return
+        except NetworkError as exc:
+            log.debug("sync stream ended peer=%s error=%s", peer_id_of(peer), exc)
+            return
+        self.lag[peer] = 0
+        await stream.close()
+
+    # -- gossip ------------------------------------------------------------------------------
+
+    def _on_stored(self, records: list[Record], alerts: list[dict[str, Any]]) -> None:
+        own = self.ledger.own.public.raw if self.ledger.own else b""
+        for r in records:
+            if r.author == own:
+                try:
+                    self._outbox_send.send_nowait(r)
+                except trio.WouldBlock:  # sync will carry it
+                    self.stats.gossip_dropped += 1
+
+    async def _gossip_out(self) -> None:
+        while True:
+            first = await self._outbox.receive()
+            batch = [first.wire]
+            with trio.move_on_after(GOSSIP_LINGER_S):
+                while len(batch) < GOSSIP_BATCH:
+                    batch.append((await self._outbox.receive()).wire)
+            while len(batch) < GOSSIP_BATCH:
+                try:
+                    batch.append(self._outbox.receive_nowait().wire)
+                except trio.WouldBlock:
+                    break
+            for message in _messages(batch):
+                try:
+                    await self.host.publish(self.topic, message)
+                    self.stats.gossip_out += 1
+                except (NetworkError, Error) as exc:
+                    self.stats.gossip_dropped += 1
+                    log.debug("gossip publish failed error=%s", exc)
+
+    def _validate(self, author: bytes, data: bytes) -> bool:
+        """Permanently invalid gossip is rejected (and costs its sender points)."""
+        try:
+            wires = codec.decode(data)
+            if not isinstance(wires, list) or not all(isinstance(w, bytes) for w in wires):
+                raise ProtocolError("a records message is a list of record wires")
+            records = [Record.from_bytes(w) for w in wires]
+            if any(r.network != self.ledger.network for r in records):
+                raise ProtocolError("record of another network")
+        except Error as exc:
+            self.stats.gossip_rejected += 1
+            self.penalise(author, 20, f"gossip: {exc}")
+            return False
+        self._decoded[data] = records
+        while len(self._decoded) > 1024:
+            self._decoded.popitem(last=False)
+        return True
+
+    async def _gossip_in(self, channel: Any) -> None:
+        async for msg in channel:
+            self.stats.gossip_in += 1
+            records = self._decoded.pop(msg.data, None)
+            if records is None:
+                try:
+                    records = [Record.from_bytes(w) for w in codec.decode(msg.data)]
+                except Error:
+                    continue
+            self.stats.gossip_records_in += len(records)
+            outcomes = self.ledger.submit_run(records, now_ms())
+            if any(o.status == "pending" for o in outcomes):
+                self.request_sync()
+
+
+def _messages(wires: list[bytes]) -> list[bytes]:
+    """Pack record wires into as few gossip messages as fit the document limit."""
+    out: list[bytes] = []
+    batch: list[bytes] = []
+    size = 8
+    for w in wires:
+        if batch and size + len(w) + 5 > codec.MAX_DOCUMENT:
+            out.append(codec.encode(batch))
+            batch, size = [], 8
+        batch.append(w)
+        size += len(w) + 5
+    if batch:
+        out.append(codec.encode(batch))
+    return out
