@@ -303,13 +303,17 @@ class Network:
                     done.set()
 
         async def ticker() -> None:
-            while not done.is_set():
-                await trio.sleep(1.0)
-                await carry_out(session.tick(now_ms()))
+            try:
+                while not done.is_set():
+                    await trio.sleep(1.0)
+                    await carry_out(session.tick(now_ms()))
+            except NetworkError:
+                done.set()
 
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(ticker)
+        failure: ProtocolError | NetworkError | None = None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ticker)
+            try:
                 await carry_out(session.start(self.ledger.heads(), now_ms()))
                 while not done.is_set():
                     data = await stream.read(65536)
@@ -317,14 +321,17 @@ class Network:
                     await carry_out(session.receive(data, now_ms()))
                     if not data:
                         break
+            except (ProtocolError, NetworkError) as exc:
+                failure = exc
+            finally:
                 nursery.cancel_scope.cancel()
-        except ProtocolError as exc:
+        if isinstance(failure, ProtocolError):
             self.stats.sync_errors += 1
-            self.penalise(peer, getattr(exc, "penalty", 10), f"sync: {exc}")
+            self.penalise(peer, getattr(failure, "penalty", 10), f"sync: {failure}")
             await stream.reset()
             return
-        except NetworkError as exc:
-            log.debug("sync stream ended peer=%s error=%s", peer_id_of(peer), exc)
+        if failure is not None:
+            log.debug("sync stream ended peer=%s error=%s", peer_id_of(peer), failure)
             return
         self.lag[peer] = 0
         await stream.close()
