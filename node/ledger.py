@@ -81,6 +81,7 @@ class _Batch:
         self.object_ids: dict[bytes, list[bytes]] = {}
         self.alerts: list[dict[str, Any]] = []
         self.stored: list[Record] = []
+        self.retract: dict[bytes, str] = {}  # alert key -> rule, called for before a recompute
 
     def head(self, author: bytes) -> Head | None:
         h = self.heads.get(author)
@@ -278,7 +279,10 @@ class Ledger:
     def _commit(self, batch: _Batch, now: int) -> None:
         self._evaluate_alerts(batch, now)
         for key in batch.dirty:
-            batch.ws.put(b"S" + key, F.encode_facts(batch.facts[key]))
+            if batch.facts[key]:
+                batch.ws.put(b"S" + key, F.encode_facts(batch.facts[key]))
+            else:  # recomputed to nothing: as if never seen, so state_root agrees
+                batch.ws.delete(b"S" + key)
         try:
             self.store.write(batch.ws)
         except StorageError:
@@ -344,9 +348,7 @@ class Ledger:
                 return Outcome("pending", r.id, "author's credential not seen yet")
             return self._reject(exc.rule, str(exc), exc.penalty)
         self._store(r, b, queue)
-        nxt = self.pending.next_in_feed(r.author, r.seq + 1)
-        if nxt is not None:
-            queue.append(nxt)
+        queue.extend(self.pending.next_in_feed(r.author, r.seq + 1))
         return Outcome("stored", r.id)
 
     def _feed_record(self, b: _Batch, author: bytes, seq: int) -> Record | None:
@@ -443,6 +445,10 @@ class Ledger:
                     F.join(fresh, fact)
         if key[:1] == b"a":  # fork facts come from proofs, not records
             fresh["fork"] = set(b.get_facts(key).get("fork", ()))
+        # Alerts the old facts called for are withdrawn at commit if the fresh ones do not
+        # (their evidence stopped counting): alerts stay a function of the counted records.
+        for intent in rules.evaluate(key, b.get_facts(key)):
+            b.retract[intent.key] = intent.rule
         b.facts[key] = fresh
         b.dirty.add(key)
 
@@ -451,9 +457,11 @@ class Ledger:
     def _evaluate_alerts(self, b: _Batch, now: int) -> None:
         cursor = self.store.last_alert_cursor()
         fresh: set[bytes] = set()
+        called: set[bytes] = set()
         for key in sorted(b.dirty):
             for intent in rules.evaluate(key, b.facts[key]):
                 k = intent.key
+                called.add(k)
                 if k in fresh or self.store.alert_cursor(k) is not None:
                     continue
                 fresh.add(k)
@@ -474,6 +482,17 @@ class Ledger:
                 self.stats[("alert", intent.rule)] += 1
                 log.warning("alert rule=%s severity=%s subject=%s:%s", intent.rule,
                             intent.severity, intent.subject[0], intent.subject[1][:16])
+        for k, rule in sorted(b.retract.items()):
+            old = self.store.alert_cursor(k)
+            if k in called or old is None:
+                continue
+            # Marked in place (cursors are never reused; the key stays taken).
+            [(_, entry)] = self.store.alerts(since=old - 1, limit=1)
+            if "retracted" not in entry:
+                entry["retracted"] = now
+                b.ws.put(b"A" + u64(old), codec.encode_local(entry))
+                self.stats[("alert_retracted", rule)] += 1
+                log.warning("alert retracted rule=%s: its evidence no longer counts", rule)
 
 
 def iter_wires(records: Iterable[Record]) -> list[bytes]:

@@ -18,21 +18,23 @@ class Pending:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.dropped = 0
-        self._gaps: dict[bytes, dict[int, Record]] = defaultdict(dict)  # author -> seq -> record
-        self._unknown: dict[bytes, dict[int, Record]] = defaultdict(dict)  # author -> seq -> record
+        # author -> seq -> id -> record. Two records held at one (author, seq) are a
+        # fork: both are kept, so the ledger sees both when they are released.
+        self._gaps: dict[bytes, dict[int, dict[bytes, Record]]] = defaultdict(dict)
+        self._unknown: dict[bytes, dict[int, dict[bytes, Record]]] = defaultdict(dict)
         self._count = 0
 
     def __len__(self) -> int:
         return self._count
 
-    def _add(self, table: dict[bytes, dict[int, Record]], r: Record) -> bool:
-        slot = table[r.author]
-        if r.seq in slot:
+    def _add(self, table: dict[bytes, dict[int, dict[bytes, Record]]], r: Record) -> bool:
+        held = table.get(r.author, {}).get(r.seq)
+        if held is not None and r.id in held:
             return True
         if self._count >= self.limit:
             self.dropped += 1
             return False
-        slot[r.seq] = r
+        table[r.author].setdefault(r.seq, {})[r.id] = r
         self._count += 1
         return True
 
@@ -44,24 +46,25 @@ class Pending:
         """Hold `r` until its author's credential arrives. False when dropped for space."""
         return self._add(self._unknown, r)
 
-    def next_in_feed(self, author: bytes, seq: int) -> Record | None:
-        """Take the held record of `author` at `seq`, if any."""
+    def next_in_feed(self, author: bytes, seq: int) -> list[Record]:
+        """Take the records held of `author` at `seq` (more than one: a fork)."""
         slot = self._gaps.get(author)
         if not slot or seq not in slot:
-            return None
-        r = slot.pop(seq)
-        self._count -= 1
+            return []
+        held = slot.pop(seq)
+        self._count -= len(held)
         if not slot:
             del self._gaps[author]
-        return r
+        return [held[i] for i in sorted(held)]
 
     def by_author(self, author: bytes) -> list[Record]:
         """Take every record held for lack of `author`'s credential, in seq order."""
         slot = self._unknown.pop(author, None)
         if not slot:
             return []
-        self._count -= len(slot)
-        return [slot[s] for s in sorted(slot)]
+        out = [slot[s][i] for s in sorted(slot) for i in sorted(slot[s])]
+        self._count -= len(out)
+        return out
 
     def missing(self) -> dict[bytes, int]:
         """For each author with a gap: the highest seq held (sync should fetch up to it)."""
@@ -71,4 +74,4 @@ class Pending:
         for table in (self._gaps, self._unknown):
             slot = table.pop(author, None)
             if slot:
-                self._count -= len(slot)
+                self._count -= sum(len(held) for held in slot.values())

@@ -491,6 +491,39 @@ def test_revocation_after_the_fact_recomputes_facts(db: Store) -> None:
     assert audit.check(db, w.genesis) == []
 
 
+def test_alerts_whose_evidence_stops_counting_are_retracted(db: Store) -> None:
+    s = scene()
+    w = s.w
+    led = ledger_for(db, s)
+    w.tick()
+    revoke = w.revoke(s.carrier)
+    w.tick()
+    bad = w.scan(s.carrier, "container", ex.CONTAINER, country="PL", seal=WRONG_SEAL)
+    door = w.sensor(s.carrier, ex.CONTAINER, "door", open=True)
+    led.submit([r.wire for r in w.records if r.id != revoke.id], w.now)
+    raised = {e["rule"]: (c, e) for c, e in db.alerts()}
+    assert set(raised) == {"seal_mismatch", "seal_breach"}
+    assert bad.id in raised["seal_mismatch"][1]["evidence"]
+    assert door.id in raised["seal_breach"][1]["evidence"]
+    w.tick()
+    led.submit([revoke.wire], w.now)
+    after = db.alerts()
+    # the log keeps its cursors; the withdrawn entries are marked with when
+    assert [c for c, _ in after] == sorted(c for c, _ in raised.values())
+    assert all(e["retracted"] == w.now for _, e in after)
+    assert led.stats[("alert_retracted", "seal_mismatch")] == 1
+    assert led.stats[("alert_retracted", "seal_breach")] == 1
+    assert audit.check(db, w.genesis) == []
+    # a new finding gets a new cursor, never a retracted one's
+    w.tick()
+    w.sign(s.brand, "handover.offer", {"object": ex.container_ref(), "to": s.carrier2.pub,
+                                       "head": s.seal.id})
+    led.submit([w.records[-1].wire], w.now)
+    [(_, entry)] = db.alerts(since=max(c for c, _ in after))
+    assert entry["rule"] == "double_handover"
+    assert "retracted" not in entry
+
+
 # -- our own feed -------------------------------------------------------------------------------
 
 
