@@ -1,0 +1,313 @@
+"""Container verification without opening: the customs verdict, from the log alone.
+
+`verify_container()` is pure: it reads facts and records through a `Reader`
+and takes the time as an argument, so every node holding the same records
+computes the same verdict. It checks, in order:
+
+1. the container exists and its creator and packer hold credentials in force;
+2. the manifest: every chunk of the latest packing is present and the Merkle
+   root recomputed from the chunks equals the declared root;
+3. every item: minted (a token nobody minted is counterfeit), minted once (a
+   second mint of the same GTIN + serial is a clone), packed in no other
+   container, held by the packer, not recalled, not expired, and its
+   destination market among those the brand authorised (diversion);
+4. the seal recorded at sealing matches every later scan, and no door-open or
+   tamper reading follows the sealing;
+5. the custody chain is unbroken and undisputed;
+6. declared and measured weight agree within the network's tolerance;
+7. the observed route stays within the planned one; no temperature excursion.
+
+The verdict is RED (inspect) if any check fails hard, AMBER (documentary
+check) for softer findings, GREEN (fast track) otherwise; every reason names
+its evidence record ids.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from crypto import merkle
+from crypto.credentials import CredentialSet
+from node import custody
+from node import facts as F
+from protocol.envelope import Record
+from protocol.genesis import Params
+
+
+class Level(enum.IntEnum):
+    GREEN = 0
+    AMBER = 1
+    RED = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    level: Level
+    code: str
+    message: str
+    evidence: tuple[bytes, ...] = ()
+    alert: str | None = None  # the alert rule this finding raises, if any
+
+    def to_json(self) -> dict[str, Any]:
+        return {"level": self.level.name, "code": self.code, "message": self.message,
+                "evidence": [e.hex() for e in self.evidence], "alert": self.alert}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    container: str
+    level: Level
+    reasons: tuple[Reason, ...]
+    items: int
+    root: bytes | None
+    destination: str | None = None
+    brands: tuple[bytes, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        return {"container": self.container, "verdict": self.level.name, "items": self.items,
+                "root": self.root.hex() if self.root else None,
+                "destination": self.destination,
+                "brands": [b.hex() for b in self.brands],
+                "reasons": [r.to_json() for r in self.reasons]}
+
+
+class Reader(Protocol):
+    def facts(self, key: bytes) -> F.Facts: ...
+    def record(self, rid: bytes) -> Record | None: ...
+    def object_records(self, key: bytes) -> Sequence[bytes]: ...
+
+
+@dataclass
+class _Ctx:
+    reader: Reader
+    creds: CredentialSet
+    params: Params
+    now: int
+    reasons: list[Reason] = field(default_factory=list)
+    _records: dict[bytes, Record | None] = field(default_factory=dict)
+
+    def record(self, rid: bytes) -> Record | None:
+        if rid not in self._records:
+            self._records[rid] = self.reader.record(rid)
+        return self._records[rid]
+
+    def add(self, level: Level, code: str, message: str, evidence: Sequence[bytes] = (),
+            alert: str | None = None) -> None:
+        self.reasons.append(Reason(level, code, message, tuple(sorted(set(evidence))), alert))
+
+    def standing_ok(self, author: bytes, at: int) -> bool:
+        return self.creds.status(author, at).ok
+
+
+def verify_container(number: str, reader: Reader, creds: CredentialSet, params: Params,
+                     now: int, progress: Callable[[int], None] | None = None) -> Verdict:
+    ctx = _Ctx(reader, creds, params, now)
+    cf = reader.facts(F.container_key(number))
+    creates = sorted(cf.get("create", ()))
+    if not creates:
+        ctx.add(Level.RED, "container.unknown", f"no record creates container {number}")
+        return Verdict(number, Level.RED, tuple(ctx.reasons), 0, None)
+    create_id, creator = creates[0]
+    if len(creates) > 1:
+        ctx.add(Level.RED, "container.duplicate", "container created twice",
+                [c[0] for c in creates], alert="cloned_container")
+    if not ctx.standing_ok(creator, now):
+        ctx.add(Level.AMBER, "author.revoked", "the container's creator has no credential in force",
+                [create_id], alert="unauthorised_author")
+    destination, markets_ref = _shipment(ctx, cf)
+    root, items, packer = _manifest(ctx, cf)
+    brands = _items(ctx, number, items, packer, destination, progress) if items else ()
+    _seal(ctx, cf)
+    _custody(ctx, cf, create_id, creator)
+    _weight(ctx, cf)
+    _route(ctx, number, markets_ref)
+    for at, rid, value in sorted(cf.get("excursions", ())):
+        ctx.add(Level.AMBER, "temperature.excursion",
+                f"temperature {value / 1000:.1f} °C at {at}", [rid], alert="temperature_excursion")
+    level = max((r.level for r in ctx.reasons), default=Level.GREEN)
+    return Verdict(number, level, tuple(ctx.reasons), len(items), root, destination, brands)
+
+
+def _shipment(ctx: _Ctx, cf: F.Facts) -> tuple[str | None, Record | None]:
+    """The destination country (from the shipment or a declaration) and the shipment record."""
+    for _sid, rid in sorted(cf.get("shipments", ())):
+        r = ctx.record(rid)
+        if r is not None:
+            body: Any = r.body
+            return body.destination.country, r
+    for _rid, _sid, jurisdiction in sorted(cf.get("declarations", ())):
+        return str(jurisdiction), None
+    return None, None
+
+
+def _manifest(ctx: _Ctx, cf: F.Facts) -> tuple[bytes | None, list[bytes], bytes | None]:
+    packs = sorted(cf.get("packs", ()), key=lambda p: (p[7], p[5]))  # by ts, id
+    if not packs:
+        ctx.add(Level.AMBER, "manifest.none", "nothing was packed into the container")
+        return None, [], None
+    unpacks = sorted(cf.get("unpacks", ()))
+    root = packs[-1][0]
+    chunks = {p[1]: p for p in packs if p[0] == root}
+    n_chunks, count = packs[-1][2], packs[-1][3]
+    if unpacks and unpacks[-1][0] >= packs[-1][7]:
+        ctx.add(Level.AMBER, "manifest.unpacked", "the container was unpacked after packing",
+                [unpacks[-1][1]])
+    missing = [c for c in range(n_chunks) if c not in chunks]
+    if missing:
+        ctx.add(Level.RED, "manifest.incomplete",
+                f"{len(missing)} of {n_chunks} manifest chunks are missing",
+                [p[5] for p in chunks.values()])
+        return root, [], None
+    items: list[bytes] = []
+    packers = set()
+    for c in range(n_chunks):
+        r = ctx.record(chunks[c][5])
+        if r is None:
+            ctx.add(Level.RED, "manifest.missing_record", f"chunk {c} record is missing")
+            return root, [], None
+        items.extend(r.body.items)
+        packers.add(r.author)
+    ids = [p[5] for p in chunks.values()]
+    if len(items) != count or merkle.root(items) != root:
+        ctx.add(Level.RED, "manifest.root", "the manifest does not match its Merkle root", ids,
+                alert="manifest_mismatch")
+    if len(packers) != 1:
+        ctx.add(Level.RED, "manifest.packers", "the manifest chunks have different authors", ids)
+    packer = min(packers)
+    if not ctx.standing_ok(packer, chunks[0][7]):
+        ctx.add(Level.RED, "author.unauthorised", "the packer had no credential in force", ids,
+                alert="unauthorised_author")
+    return root, items, packer
+
+
+def _items(ctx: _Ctx, number: str, items: list[bytes], packer: bytes | None,
+           destination: str | None, progress: Callable[[int], None] | None) -> tuple[bytes, ...]:
+    """Per-item checks; findings of one kind are grouped into one reason."""
+    found: dict[str, list[bytes]] = {}
+    brands: set[bytes] = set()
+    lots: dict[bytes, F.Facts] = {}
+
+    def flag(code: str, *evidence: bytes) -> None:
+        found.setdefault(code, []).extend(evidence)
+
+    for n, tid in enumerate(items):
+        if progress and n and n % 10_000 == 0:
+            progress(n)
+        tf = ctx.reader.facts(F.token_key(tid))
+        mints = sorted(tf.get("mint", ()))
+        if not mints:
+            flag("item.not_minted", *[p[2] for p in tf.get("packs", ()) if p[0] == number][:1])
+            continue
+        if len(mints) > 1:
+            flag("item.cloned", *[m[0] for m in mints])
+        mint_id, brand = mints[0]
+        brands.add(brand)
+        mint = ctx.record(mint_id)
+        if mint is None:
+            flag("item.not_minted")
+            continue
+        body: Any = mint.body
+        elsewhere = {p[0] for p in tf.get("packs", ()) if p[0] != number}
+        if elsewhere:
+            flag("item.two_containers", *[p[2] for p in tf.get("packs", ())])
+        if tf.get("recalls"):
+            flag("item.recalled", *[r[0] for r in tf["recalls"]])
+        lot_key = F.lot_key(body.gtin, body.lot)
+        if lot_key not in lots:
+            lots[lot_key] = ctx.reader.facts(lot_key)
+        if lots[lot_key].get("recalls"):
+            flag("item.recalled", *[r[0] for r in lots[lot_key]["recalls"]])
+        if body.expiry is not None and body.expiry < ctx.now:
+            flag("item.expired", mint_id)
+        if destination is not None and destination not in body.markets:
+            flag("item.diversion", mint_id)
+        if packer is not None:
+            chain = custody.walk(tf, mint_id, brand)
+            if chain.holder != packer:
+                flag("custody.packer_not_holder", mint_id, *(s.offer for s in chain.steps[-1:]))
+    rules = {
+        "item.not_minted": (Level.RED, "items not minted by any trademark owner (counterfeit)",
+                            "item_not_minted"),
+        "item.cloned": (Level.RED, "items whose GTIN + serial was minted twice", "cloned_serial"),
+        "item.two_containers": (Level.RED, "items packed in another container too",
+                                "cloned_serial"),
+        "item.recalled": (Level.RED, "recalled items", "recalled_item"),
+        "item.expired": (Level.AMBER, "expired items", "expired_item"),
+        "item.diversion": (Level.RED, f"items not authorised for sale in {destination}",
+                           "diversion"),
+        "custody.packer_not_holder": (Level.RED, "items the packer did not hold when packing",
+                                      "custody_break"),
+    }
+    for code, evidence in found.items():
+        level, what, alert = rules[code]
+        ctx.add(level, code, what, evidence[:64], alert=alert)
+    return tuple(sorted(brands))
+
+
+def _seal(ctx: _Ctx, cf: F.Facts) -> None:
+    seals = sorted(cf.get("seals", ()))
+    if not seals:
+        ctx.add(Level.AMBER, "seal.none", "the container was never sealed")
+        return
+    for at, scan_id, seen, _author in sorted(cf.get("seal_seen", ())):
+        in_force = [s for s in seals if s[0] <= at]
+        if in_force and in_force[-1][2] != seen:
+            ctx.add(Level.RED, "seal.mismatch",
+                    f"seal {seen} seen where {in_force[-1][2]} was recorded",
+                    [in_force[-1][1], scan_id], alert="seal_mismatch")
+    for at, rid, kind in sorted(cf.get("breaches", ())):
+        if at > seals[0][0]:
+            ctx.add(Level.RED, "seal.breach", f"{kind} after sealing", [seals[0][1], rid],
+                    alert="seal_breach")
+
+
+def _custody(ctx: _Ctx, cf: F.Facts, create_id: bytes, creator: bytes) -> None:
+    chain = custody.walk(cf, create_id, creator)
+    if chain.is_disputed:
+        ctx.add(Level.RED, "custody.disputed", "the container was handed over twice",
+                chain.disputed, alert="double_handover")
+    if chain.breaks:
+        ctx.add(Level.RED, "custody.break", "a hand-over was offered by someone not holding it",
+                chain.breaks, alert="custody_break")
+    if chain.in_transit_to is not None:
+        ctx.add(Level.AMBER, "custody.pending", "a hand-over is offered but not yet accepted",
+                [chain.steps[-1].offer])
+
+
+def _weight(ctx: _Ctx, cf: F.Facts) -> None:
+    packs = sorted(cf.get("packs", ()), key=lambda p: (p[7], p[5]))
+    weight = cf.get("weight")
+    if not packs or weight is None:
+        return
+    declared, measured = packs[-1][4], weight[2]
+    tolerance = max(declared * ctx.params.weight_tolerance_permille // 1000, 1000)
+    if abs(measured - declared) > tolerance:
+        level = Level.RED if abs(measured - declared) > 2 * tolerance else Level.AMBER
+        ctx.add(level, "weight.mismatch",
+                f"declared {declared / 1000:.0f} kg, measured {measured / 1000:.0f} kg",
+                [packs[-1][5], weight[1]], alert="weight_mismatch")
+
+
+def _route(ctx: _Ctx, number: str, shipment: Record | None) -> None:
+    if shipment is None:
+        return
+    body: Any = shipment.body
+    planned = set(body.route)
+    for place in (body.origin, body.destination):
+        if place.locode:
+            planned.add(place.locode)
+    countries = {body.origin.country, body.destination.country} | {p[:2] for p in planned}
+    for rid in ctx.reader.object_records(F.container_key(number)):
+        r = ctx.record(rid)
+        if r is None or r.type != "scan":
+            continue
+        place = r.body.place
+        off = (place.locode is not None and planned and place.locode not in planned) or (
+            place.country not in countries)
+        if off:
+            where = place.locode or place.country
+            ctx.add(Level.AMBER, "route.deviation", f"scanned at {where}, off the planned route",
+                    [rid, shipment.id], alert="route_deviation")
