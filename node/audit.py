@@ -121,8 +121,15 @@ def check(store: Store, genesis: Genesis, progress: Progress | None = None) -> l
     for author, seq, rid in store.iter_feed_entries():
         if store.record(rid) is None:
             problems.append(f"feed entry {author.hex()[:16]}#{seq} names a missing record")
-    stored_facts = {k: F.decode_facts(v) for k, v in store.iter_facts()}
-    for key in sorted(set(stored_facts) | set(d.facts)):
+    stored_facts: dict[bytes, F.Facts] = {}
+    unreadable: set[bytes] = set()
+    for k, v in store.iter_facts():
+        try:
+            stored_facts[k] = F.decode_facts(v)
+        except (Error, KeyError, TypeError, ValueError) as exc:  # corrupt: report, go on
+            unreadable.add(k)
+            problems.append(f"facts of {k!r}: unreadable ({type(exc).__name__}: {exc})")
+    for key in sorted((set(stored_facts) | set(d.facts)) - unreadable):
         a, b = stored_facts.get(key, {}), d.facts.get(key, {})
         if {k: v for k, v in a.items() if v} != {k: v for k, v in b.items() if v}:
             problems.append(f"facts of {key!r}: stored and derived differ")

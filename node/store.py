@@ -44,6 +44,13 @@ def from_u64(b: bytes) -> int:
     return int(_U64.unpack(b)[0])
 
 
+def _head(author: bytes, raw: bytes) -> Head:
+    if len(raw) != 40:  # seq(8) + id(32)
+        raise StorageError(f"feed head of {author.hex()[:16]} is corrupt ({len(raw)} bytes):"
+                           " run `sealchain rebuild`")
+    return Head(from_u64(raw[:8]), raw[8:])
+
+
 class WriteSet:
     """Puts and deletes gathered for one atomic batch (last write to a key wins)."""
 
@@ -143,11 +150,11 @@ class Store:
 
     def head(self, author: bytes) -> Head | None:
         raw = self._db.get(b"H" + author)
-        return None if raw is None else Head(from_u64(raw[:8]), raw[8:])
+        return None if raw is None else _head(author, raw)
 
     def heads(self) -> Iterator[tuple[bytes, Head]]:
         for k, v in self._db.iterator(prefix=b"H"):
-            yield k[1:], Head(from_u64(v[:8]), v[8:])
+            yield k[1:], _head(k[1:], v)
 
     def feed(self, author: bytes, from_seq: int, limit: int) -> list[bytes]:
         """Up to `limit` record wires of `author` from `from_seq` on, in seq order."""

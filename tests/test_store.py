@@ -250,3 +250,14 @@ def test_u64_round_trip_and_order() -> None:
     for n in (0, 1, 255, 256, 2**32, 2**64 - 1):
         assert from_u64(u64(n)) == n
     assert sorted([u64(300), u64(2), u64(70000)]) == [u64(2), u64(300), u64(70000)]
+
+
+def test_corrupt_head_is_a_storage_error(store: Store) -> None:
+    author = b"\x04" * 32
+    ws = WriteSet()
+    ws.put(b"H" + author, b"\x00\x01")
+    store.write(ws)
+    with pytest.raises(StorageError, match="corrupt"):
+        store.head(author)
+    with pytest.raises(StorageError, match="rebuild"):
+        dict(store.heads())
