@@ -1,0 +1,188 @@
+"""RPC write throughput of a real node, each record acknowledged only once durable.
+
+Starts `sealchain run` in a subprocess on a fresh data directory (a brand node
+holding its credential), then:
+
+- `acked_per_s`: CLIENTS concurrent clients each POST one scan per request to
+  /v1/records; a request returns 201 only after the synced write, so this is
+  durable records per second (the node's group commit shares one synced write
+  among the requests waiting);
+- `batch_acked_per_s`: the same clients POST /v1/records/batch with BATCH scans
+  per request.
+
+    python bench/rpc.py [--json] [--records N] [--batch-records N] [--clients N]
+
+Goals: acked_per_s >= 1,000; batch_acked_per_s >= 10,000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import trio
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from node.config import Config, NodeSection, RpcSection  # noqa: E402
+from node.datadir import DataDir  # noqa: E402
+from node.local import open_ledger  # noqa: E402
+from node.scenario import World  # noqa: E402
+
+CONTAINER = "CSQU3054383"
+
+
+def provision(path: Path) -> DataDir:
+    w = World.create(seed=42)
+    key = w.key("bench-node")
+    w.party("carrier", "Bench Carrier", ["NL"], key=key)
+    cfg = Config(node=NodeSection(role="carrier", log_level="warning"),
+                 rpc=RpcSection(port=0, max_body=16 << 20))
+    d = DataDir.init(path, w.genesis, key=key, config=cfg)
+    with open_ledger(path) as ledger:
+        ledger.submit([r.wire for r in w.records], w.now)
+    return d
+
+
+def scan(i: int) -> dict[str, Any]:
+    return {"type": "scan", "body": {"object": {"kind": "container", "id": CONTAINER},
+                                     "place": {"country": "NL", "locode": "NLRTM"},
+                                     "event": "observe", "at": 1_750_000_000_000 + i}}
+
+
+class Conn:
+    """A minimal HTTP/1.1 keep-alive client: the bench measures the node, not a client library."""
+
+    def __init__(self, stream: trio.SocketStream, host: str, token: str) -> None:
+        self.stream = stream
+        self.head = f"Host: {host}\r\nAuthorization: Bearer {token}\r\n" \
+                    "Content-Type: application/json\r\n"
+        self.buf = b""
+
+    @classmethod
+    async def open(cls, url: str, token: str) -> Conn:
+        u = urlsplit(url)
+        assert u.hostname is not None
+        assert u.port is not None
+        return cls(await trio.open_tcp_stream(u.hostname, u.port), u.netloc, token)
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        await self.stream.send_all(f"POST {path} HTTP/1.1\r\n{self.head}Content-Length: "
+                                   f"{len(body)}\r\n\r\n".encode() + body)
+        while b"\r\n\r\n" not in self.buf:
+            self.buf += await self._recv()
+        head, _, rest = self.buf.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split()[1])
+        length = next(int(v) for k, _, v in (x.partition(b":") for x in lines[1:])
+                      if k.strip().lower() == b"content-length")
+        while len(rest) < length:
+            rest += await self._recv()
+        self.buf = rest[length:]
+        return status, rest[:length]
+
+    async def _recv(self) -> bytes:
+        data = await self.stream.receive_some(1 << 20)
+        if not data:
+            raise ConnectionError("the node closed the connection")
+        return data
+
+
+async def singles(url: str, token: str, clients: int, total: int) -> float:
+    per = total // clients
+
+    async def one(c: int) -> None:
+        conn = await Conn.open(url, token)
+        async with conn.stream:
+            for i in range(per):
+                status, body = await conn.post("/v1/records", json.dumps(scan(c * per + i)).encode())
+                assert status == 201, body
+
+    t0 = time.perf_counter()
+    async with trio.open_nursery() as n:
+        for c in range(clients):
+            n.start_soon(one, c)
+    return per * clients / (time.perf_counter() - t0)
+
+
+async def batches(url: str, token: str, clients: int, total: int, size: int) -> float:
+    per = max(1, total // clients // size)
+
+    async def one(c: int) -> None:
+        conn = await Conn.open(url, token)
+        async with conn.stream:
+            for b in range(per):
+                base = 10_000_000 + (c * per + b) * size
+                body = json.dumps({"records": [scan(base + i) for i in range(size)]}).encode()
+                status, resp = await conn.post("/v1/records/batch", body)
+                assert status == 201, resp
+
+    t0 = time.perf_counter()
+    async with trio.open_nursery() as n:
+        for c in range(clients):
+            n.start_soon(one, c)
+    return per * clients * size / (time.perf_counter() - t0)
+
+
+def start_node(data: Path) -> tuple[subprocess.Popen[bytes], str]:
+    exe = Path(sys.executable).parent / "sealchain"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "node.cli"]
+    proc = subprocess.Popen([*cmd, "run", "--data", str(data)], cwd=ROOT)
+    addr = data / "rpc.addr"
+    deadline = time.monotonic() + 30
+    while not addr.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit("bench: the node did not start")
+        time.sleep(0.05)
+    return proc, addr.read_text().strip()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--records", type=int, default=8000, help="records for the one-per-request run")
+    ap.add_argument("--batch-records", type=int, default=80_000, help="records for the batch run")
+    ap.add_argument("--batch", type=int, default=1000, help="records per batch request")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="sealchain-bench-") as tmp:
+        data = Path(tmp) / "node"
+        d = provision(data)
+        proc, url = start_node(data)
+        try:
+            token = d.tokens().write
+            trio.run(singles, url, token, args.clients, min(400, args.records))  # warm up
+            acked = trio.run(singles, url, token, args.clients, args.records)
+            batch = trio.run(batches, url, token, args.clients, args.batch_records, args.batch)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    result = {"clients": args.clients, "records": args.records, "acked_per_s": round(acked),
+              "batch_records": args.batch_records, "batch_size": args.batch,
+              "batch_acked_per_s": round(batch), "cpus": os.cpu_count()}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"rpc: {args.clients} clients, one record per request: {acked:,.0f} acked/s "
+              f"(goal 1,000)")
+        print(f"rpc: {args.clients} clients, {args.batch} records per batch: {batch:,.0f} acked/s "
+              f"(goal 10,000)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""The node daemon: one trio nursery running the node's services over one ledger.
+
+`Node` opens the data directory, the store and the ledger (with the node's own
+key), then `run()` starts the services in one nursery: the writer (the only
+task that writes the ledger, see `node.writer`), the RPC (Starlette on
+Hypercorn's trio worker), and whatever is in `services` (the p2p network
+belongs there: `node.services.append(fn)` where `fn(task_status=...)` is a trio
+service). It writes DATA/rpc.addr once the RPC listens.
+
+Shutdown (SIGINT / SIGTERM, or `stop()`): alert streams are closed, the RPC
+stops accepting and finishes the requests in flight (up to `GRACE_S`), then the
+nursery is cancelled with a hard deadline, so the node is down within
+`SHUTDOWN_S` seconds; the store is closed last. Logs are one line per event,
+`event=… key=value …`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from functools import partial
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Final
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+
+from crypto.didkey import did_from_public
+from node.config import Config
+from node.datadir import DataDir
+from node.ledger import Ledger
+from node.rpc import sse
+from node.rpc.app import Api, create_app
+from node.rpc.auth import Auth
+from node.rpc.metrics import Metrics
+from node.store import Store
+from node.writer import Writer, now_ms
+
+log = logging.getLogger("sealchain.node")
+
+GRACE_S: Final = 2.0  # for RPC requests in flight at shutdown
+SHUTDOWN_S: Final = 4.0  # everything down within this (the goal is < 5 s)
+SWITCH_INTERVAL_S: Final = 0.0005
+
+Service = Callable[..., Awaitable[Any]]  # async def svc(*, task_status=...)
+
+
+def peer_id(public_key: bytes) -> str:
+    """The libp2p peer id of an Ed25519 key: identity multihash of its protobuf PublicKey."""
+    import base58
+
+    proto = b"\x08\x01\x12\x20" + public_key  # KeyType Ed25519 (1), Data: 32 bytes
+    return str(base58.b58encode(b"\x00" + bytes([len(proto)]) + proto).decode())
+
+
+def _version() -> str:
+    try:
+        return metadata.version("sealchain")
+    except metadata.PackageNotFoundError:  # pragma: no cover (source checkout)
+        return "0.0.0"
+
+
+class Node:
+    """A sealchain node over DATA: `await node.run()`; `close()` if it never runs."""
+
+    def __init__(self, data: Path | str | DataDir, *, config: Config | None = None,
+                 rpc_host: str | None = None, rpc_port: int | None = None,
+                 handle_signals: bool = True, clock: Callable[[], int] = now_ms,
+                 passphrase: bytes | None = None) -> None:
+        self.data = data if isinstance(data, DataDir) else DataDir(data)
+        self.config = config or self.data.config()
+        self.key = self.data.key(passphrase)
+        self.genesis = self.data.genesis()
+        self.tokens = self.data.tokens()
+        self.clock = clock
+        self.handle_signals = handle_signals
+        self.rpc_host = rpc_host if rpc_host is not None else self.config.rpc.host
+        self.rpc_port = rpc_port if rpc_port is not None else self.config.rpc.port
+        self.store = Store.open(self.data.db_path)
+        try:
+            self.ledger = Ledger(self.store, self.genesis, own=self.key,
+                                 pending_limit=self.config.limits.pending)
+        except BaseException:
+            self.store.close()
+            raise
+        self.metrics = Metrics(self.ledger)
+        self.writer = Writer(self.ledger, clock=clock, metrics=self.metrics)
+        self.hub = sse.AlertHub()
+        self._new_alerts = False
+        self.ledger.on_stored(self._stored)
+        self.writer.after_group = self._after_group
+        # Further services (the p2p network) go here; each `fn(*, task_status)`.
+        self.services: list[Service] = []
+        # What the network reports for /v1/status (set by the p2p service when it exists).
+        self.peers: Callable[[], list[bytes]] = list
+        self.sync_lag: Callable[[], int | None] = lambda: None
+        self.url: str | None = None
+        self._stopping = trio.Event()
+        self._cancel: trio.CancelScope | None = None
+        self._closed = False
+
+    @property
+    def did(self) -> str:
+        return did_from_public(self.key.public)
+
+    # -- state -------------------------------------------------------------------------
+
+    def _stored(self, records: Any, alerts: list[Any]) -> None:
+        # Called by the ledger after a durable write, in the writer's worker thread.
+        if alerts:
+            self._new_alerts = True
+
+    def _after_group(self) -> None:
+        if self._new_alerts:
+            self._new_alerts = False
+            self.hub.notify()
+
+    def status(self) -> dict[str, Any]:
+        me = self.key.public.raw
+        heads = self.ledger.heads()
+        auth = self.ledger.creds.grant_status(me, self.clock())
+        roles = sorted(auth.roles)
+        return {
+            "did": self.did,
+            "peer_id": peer_id(me),
+            "role": self.config.node.role,
+            "roles": roles,
+            "credential": auth.standing.value,
+            "network_id": self.genesis.network_id,
+            "network": self.genesis.name,
+            "record_count": sum(h.seq for h in heads.values()),
+            "author_count": len(heads),
+            "state_root": self.ledger.state_root(),
+            "connected_peers": [did_from_public(p) for p in self.peers()],
+            "sync_lag": self.sync_lag(),
+            "pending": len(self.ledger.pending),
+            "version": _version(),
+        }
+
+    # -- running -----------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until stopped (a signal, `stop()`, or cancellation); started() with the RPC URL."""
+        # The writer thread and the RPC take turns at the GIL; hand it over sooner than the
+        # default 5 ms so a finished synced write is answered promptly.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        try:
+            with trio.CancelScope() as cancel:
+                self._cancel = cancel
+                async with trio.open_nursery() as nursery:
+                    if self.handle_signals:
+                        await nursery.start(self._watch_signals)
+                    await nursery.start(self.writer.run)
+                    for service in self.services:
+                        await nursery.start(service)
+                    self.url = await nursery.start(self._serve_rpc)
+                    self._write_addr(self.url)
+                    log.info("event=node.started did=%s url=%s network=%s", self.did, self.url,
+                             self.genesis.network_id.hex()[:16])
+                    task_status.started(self.url)
+        finally:
+            self.close()
+            log.info("event=node.stopped did=%s", self.did)
+
+    async def _serve_rpc(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
+                         ) -> None:
+        api = Api(ledger=self.ledger, writer=self.writer, auth=Auth(self.tokens),
+                  metrics=self.metrics, hub=self.hub, max_body=self.config.rpc.max_body,
+                  status=self.status, clock=self.clock)
+        cfg = HypercornConfig()
+        host = f"[{self.rpc_host}]" if ":" in self.rpc_host else self.rpc_host
+        cfg.bind = [f"{host}:{self.rpc_port}"]
+        cfg.graceful_timeout = GRACE_S
+        cfg.accesslog = None
+        cfg.errorlog = logging.getLogger("sealchain.rpc.server")
+        cfg.keep_alive_timeout = 30
+        cfg.keep_alive_max_requests = 1_000_000
+        cfg.backlog = 1024
+
+        async with trio.open_nursery() as inner:
+            binds = await inner.start(partial(serve, create_app(api), cfg,  # type: ignore[arg-type]
+                                              shutdown_trigger=self._stopping.wait))
+            url = str(binds[0])
+            log.info("event=rpc.listening url=%s", url)
+            task_status.started(url)
+        # The RPC has drained: the other services have nothing left to serve.
+        if self._cancel is not None:
+            self._cancel.cancel()
+
+    async def _watch_signals(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                             ) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
+            async for signum in signals:
+                log.info("event=node.stopping signal=%s", signal.Signals(signum).name)
+                self.stop()
+
+    def stop(self) -> None:
+        """Begin a graceful shutdown; the node is down within `SHUTDOWN_S` seconds."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        self.hub.close()
+        if self._cancel is not None:
+            self._cancel.deadline = min(self._cancel.deadline, trio.current_time() + SHUTDOWN_S)
+
+    def _write_addr(self, url: str) -> None:
+        tmp = self.data.addr_file.with_suffix(".tmp")
+        tmp.write_text(url + "\n")
+        os.replace(tmp, self.data.addr_file)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.hub.close()
+        try:
+            if self.url is not None and self.data.addr_file.exists() \
+                    and self.data.addr_file.read_text().strip() == self.url:
+                self.data.addr_file.unlink()
+        except OSError:
+            pass
+        self.store.close()
