@@ -266,6 +266,16 @@ class Writer:
         kind, ident = probe.object.kind, probe.object.id
         what = f"{kind} {ident}"
         key = F.ref_key(kind, ident)
+        offer: Any = None
+        if type_name == "handover.accept":
+            offer = self.ledger.record(probe.offer)
+            if offer is None or offer.type != "handover.offer":
+                raise summary.Conflict(f"offer {probe.offer.hex()} is not known to this node")
+            if offer.body.to != me:
+                raise summary.Conflict(f"offer {probe.offer.hex()} is not addressed to this node")
+            if offer.body.object != probe.object:
+                raise ValidationError("body.object", "offer", "the offer is for "
+                                      f"{offer.body.object.kind} {offer.body.object.id}, not {what}")
         custody, inside = summary.holder_of(reader, kind, ident)
         if custody is None:
             raise summary.Conflict(f"{what} is not known to this node")
@@ -285,19 +295,10 @@ class Writer:
                                        f"{custody.pending['offer'].hex()})")
             head = custody.head
         else:
-            offer = self.ledger.record(probe.offer)
-            if offer is None or offer.type != "handover.offer":
-                raise summary.Conflict(f"offer {probe.offer.hex()} is not known to this node")
-            ob: Any = offer.body
-            if ob.to != me:
-                raise summary.Conflict(f"offer {probe.offer.hex()} is not addressed to this node")
-            if ob.object != probe.object:
-                raise ValidationError("body.object", "offer", f"the offer is for {ob.object.kind} "
-                                      f"{ob.object.id}, not {what}")
             if custody.pending is None or custody.pending["offer"] != probe.offer:
                 raise summary.Conflict(f"offer {probe.offer.hex()} is not the pending hand-over "
                                        f"of {what}")
-            head = ob.head
+            head = offer.body.head
         if given is not None and given != head:
             raise summary.Conflict(f"head {given.hex()} is not the custody head of {what} "
                                    f"({head.hex()})")
