@@ -106,13 +106,61 @@ def decode(data: bytes) -> Value:
         raise
     except Exception as exc:  # msgpack raises many unrelated types: map them all here
         raise DecodeError(f"not valid MessagePack: {type(exc).__name__}: {exc}") from exc
-    try:
-        again = msgpack.packb(_canonical(value, 0), use_bin_type=True)
-    except LocalProtocolError as exc:
-        raise DecodeError(f"not canonical: {exc}") from exc
-    if again != data:
+    _check_decoded(value, 0)
+    # Maps are in wire order, which `_check_decoded` found sorted, so packing the
+    # decoded value as it is gives the canonical encoding: it must be `data`.
+    if msgpack.packb(value, use_bin_type=True) != data:
         raise DecodeError("not canonical: re-encoding gives different bytes")
     return value
+
+
+_SCALARS: Final = frozenset({str, bytes, bool, int, type(None)})
+_STR: Final = frozenset({str})
+
+
+def _non_str(keys: list[Any]) -> Any:
+    return next(k for k in keys if type(k) is not str)
+
+
+def _check_decoded(value: Value, depth: int) -> None:
+    """Raise `DecodeError` unless a decoded value holds only what the wire allows.
+
+    The same rules as `_canonical`, checked in place (decoding is the hot path):
+    str keys in sorted order, no floats or other types, bounded nesting. Only
+    containers are visited one by one; their scalar members are checked by type
+    in bulk. Integers need no range check: msgpack decodes only 64-bit ones.
+    """
+    t = type(value)
+    if t is dict:
+        if depth >= MAX_DEPTH:
+            raise DecodeError(f"not canonical: nesting deeper than {MAX_DEPTH}")
+        keys = [*value]
+        try:
+            in_order = keys == sorted(keys)
+        except TypeError:  # str and bytes keys mixed
+            in_order = False
+        if not in_order:
+            if not _STR.issuperset(map(type, keys)):
+                raise DecodeError(f"not canonical: map key {_non_str(keys)!r} is not a string")
+            raise DecodeError("not canonical: map keys are not in sorted order")
+        # Keys that sort are all of one type (msgpack gives str or bytes keys, which
+        # do not compare), so the first key's type is every key's.
+        if keys and type(keys[0]) is not str:
+            raise DecodeError(f"not canonical: map key {keys[0]!r} is not a string")
+        members = value.values()
+    elif t is list:
+        if depth >= MAX_DEPTH:
+            raise DecodeError(f"not canonical: nesting deeper than {MAX_DEPTH}")
+        members = value
+    elif t in _SCALARS:
+        return
+    else:
+        raise DecodeError(f"not canonical: type {t.__name__} is not allowed")
+    if _SCALARS.issuperset(map(type, members)):
+        return
+    for v in members:
+        if type(v) not in _SCALARS:
+            _check_decoded(v, depth + 1)
 
 
 def encode_local(value: Value) -> bytes:

@@ -21,6 +21,7 @@ schema; it checks the signature unless told not to (range verification).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -39,8 +40,14 @@ MAX_TIMESTAMP: Final = 2**53  # ms; far beyond any real date, and exact in JSON
 _KEYS: Final = frozenset({"v", "net", "author", "seq", "prev", "ts", "type", "body"})
 
 
+_ID_HASHER: Final = hashing.hasher(hashing.RECORD_ID)
+
+
 def record_id(wire: bytes) -> bytes:
-    return hashing.h(hashing.RECORD_ID, wire)
+    """BLAKE2b-256 of the whole wire form under the `sc/record-id` domain."""
+    h = _ID_HASHER.copy()  # cheaper than setting up the personalised hash each time
+    h.update(wire)
+    return h.digest()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,14 +131,8 @@ class Record:
         """
         if len(data) > MAX_RECORD:
             raise DecodeError(f"record is {len(data)} bytes, over the {MAX_RECORD}-byte limit")
-        outer = codec.decode(data)
-        if type(outer) is not list or len(outer) != 2:
-            raise DecodeError("a record is a 2-array [unsigned, signature]")
-        unsigned, sig = outer
-        if type(unsigned) is not bytes or type(sig) is not bytes:
-            raise DecodeError("a record is a 2-array of bin")
-        if len(sig) != SIGNATURE_SIZE:
-            raise ValidationError("signature", "length", f"a signature is {SIGNATURE_SIZE} bytes")
+        wire = data if type(data) is bytes else bytes(data)
+        unsigned, sig = _split(wire)
         m = codec.decode(unsigned)
         if type(m) is not dict:
             raise DecodeError("the unsigned part of a record is a map")
@@ -139,19 +140,18 @@ class Record:
         if verify:
             PublicKey(m["author"]).verify(SIGNING_DOMAIN + unsigned, sig)
         body = schema.parse_body(m["type"], m["body"])
-        return cls(
-            version=m["v"],
-            network=m["net"],
-            author=m["author"],
-            seq=m["seq"],
-            prev=m["prev"],
-            ts=m["ts"],
-            type=m["type"],
-            body=body,
-            signature=sig,
-            wire=bytes(data),
-            id=record_id(bytes(data)),
+        values = (
+            m["v"], m["net"], m["author"], m["seq"], m["prev"], m["ts"], m["type"],
+            body, sig, wire, record_id(wire),
         )
+        if cls is not Record:
+            return cls(**dict(zip(_FIELDS, values, strict=True)))
+        # Fill the slots directly: the same object the dataclass __init__ makes,
+        # for less work (decoding is hot).
+        rec = _new(Record)
+        for put, value in zip(_SLOTS, values, strict=True):
+            put(rec, value)
+        return rec
 
     # -- use -----------------------------------------------------------------
 
@@ -159,8 +159,7 @@ class Record:
         return self.wire
 
     def unsigned_bytes(self) -> bytes:
-        unsigned: bytes = codec.decode(self.wire)[0]
-        return unsigned
+        return _split(self.wire)[0]
 
     def verify_signature(self) -> None:
         """Raise `VerificationError` unless the author's signature holds."""
@@ -176,9 +175,52 @@ class Record:
         )
 
 
+_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Record))
+_SLOTS: Final = tuple(Record.__dict__[name].__set__ for name in _FIELDS)
+_new: Final = object.__new__
+
+
+def _split(wire: bytes) -> tuple[bytes, bytes]:
+    """The unsigned bytes and the signature of a record's canonical wire form.
+
+    The canonical form of `[unsigned, signature]` is fixed: 0x92, `unsigned` as
+    the shortest bin (bin8 below 256 bytes, else bin16), then bin8 of 64 bytes.
+    Recognising it directly is cheaper than decoding and re-encoding; anything
+    else goes through `codec.decode` and the checks below for the exact error.
+    """
+    n = len(wire)
+    if n > 70 and wire[0] == 0x92:
+        if wire[1] == 0xC4:
+            start, size = 3, wire[2]
+        elif wire[1] == 0xC5:
+            start, size = 4, (wire[2] << 8) | wire[3]
+            if size < 256:
+                start = 0  # bin16 for a short bin: not canonical
+        else:
+            start = size = 0
+        end = start + size
+        if (
+            start
+            and size <= codec.MAX_BIN
+            and end + 2 + SIGNATURE_SIZE == n
+            and wire[end] == 0xC4
+            and wire[end + 1] == SIGNATURE_SIZE
+        ):
+            return wire[start:end], wire[end + 2 :]
+    outer = codec.decode(wire)
+    if type(outer) is not list or len(outer) != 2:
+        raise DecodeError("a record is a 2-array [unsigned, signature]")
+    unsigned, sig = outer
+    if type(unsigned) is not bytes or type(sig) is not bytes:
+        raise DecodeError("a record is a 2-array of bin")
+    if len(sig) != SIGNATURE_SIZE:
+        raise ValidationError("signature", "length", f"a signature is {SIGNATURE_SIZE} bytes")
+    return unsigned, sig
+
+
 def _check_header(m: dict[str, Any]) -> None:
-    keys = set(m)
-    if keys != _KEYS:
+    if m.keys() != _KEYS:
+        keys = set(m)
         missing = sorted(_KEYS - keys)
         extra = sorted(keys - _KEYS)
         if missing:

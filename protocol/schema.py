@@ -17,8 +17,11 @@ Cross-field rules go in a `validate(self)` method, run after the fields parse.
 from __future__ import annotations
 
 import dataclasses
+import operator
 import re
+import types
 from collections.abc import Callable
+from itertools import islice
 from typing import Any, ClassVar, Final, TypeVar
 
 from protocol.errors import ValidationError
@@ -40,23 +43,46 @@ class Struct:
     def from_value(cls: type[T], value: Any, path: str = "body") -> T:
         if type(value) is not dict:
             raise ValidationError(path, "type", "expected a map")
-        fields = cls._field_table()
-        kwargs: dict[str, Any] = {}
-        for name, check, required in fields:
-            sub = f"{path}.{name}"
-            if name in value:
-                raw = value[name]
-                if raw is None:
-                    raise ValidationError(sub, "null", "nil is not allowed: omit the field")
-                kwargs[name] = check(raw, sub)
-            elif required:
-                raise ValidationError(sub, "required", "missing field")
-        if len(kwargs) != len(value):
-            known = {n for n, _, _ in fields}
+        rows, direct, validate = cls._parse_table()
+        if direct:
+            # Fill the slots directly: the same object `cls(**kwargs)` makes, for
+            # less work per field (decoding is hot).
+            obj = _new(cls)
+            n = 0
+            for name, check, required, suffix, setter, default in rows:
+                if name in value:
+                    raw = value[name]
+                    if raw is None:
+                        raise ValidationError(
+                            path + suffix, "null", "nil is not allowed: omit the field"
+                        )
+                    setter(obj, check(raw, path + suffix))
+                    n += 1
+                elif required:
+                    raise ValidationError(path + suffix, "required", "missing field")
+                else:
+                    setter(obj, default)
+        else:
+            kwargs: dict[str, Any] = {}
+            for name, check, required, suffix, _, _ in rows:
+                if name in value:
+                    raw = value[name]
+                    if raw is None:
+                        raise ValidationError(
+                            path + suffix, "null", "nil is not allowed: omit the field"
+                        )
+                    kwargs[name] = check(raw, path + suffix)
+                elif required:
+                    raise ValidationError(path + suffix, "required", "missing field")
+            n = len(kwargs)
+        if n != len(value):
+            known = {n for n, _, _ in cls._field_table()}
             extra = sorted(str(k) for k in value if k not in known)
             raise ValidationError(f"{path}.{extra[0]}", "unknown", "unknown field")
-        obj = cls(**kwargs)
-        obj.validate(path)
+        if not direct:
+            obj = cls(**kwargs)
+        if validate is not None:
+            validate(obj, path)
         return obj
 
     @classmethod
@@ -77,6 +103,37 @@ class Struct:
         type.__setattr__(cls, "_fields_cache", table)
         return table
 
+    @classmethod
+    def _parse_table(cls) -> _ParseTable:
+        """What `from_value` needs, built once per class (decoding is hot).
+
+        Rows are `_field_table` rows with each field's path suffix, slot setter
+        and default. `direct` says the slots may be filled directly: every field
+        is a checked slot and no `__post_init__` would be skipped. `validate` is
+        None when the class has no cross-field rules.
+        """
+        try:
+            return cls.__dict__["_parse_cache"]  # type: ignore[no-any-return]
+        except KeyError:
+            pass
+        fields = {fl.name: fl for fl in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        checked = cls._field_table()
+        setters = {name: _slot_setter(cls, name) for name in fields}
+        direct = (
+            len(checked) == len(fields)
+            and all(setters.values())
+            and all(r or fields[n].default is not _REQUIRED for n, _, r in checked)
+            and not hasattr(cls, "__post_init__")
+        )
+        rows = tuple(
+            (n, c, r, f".{n}", setters[n] or _no_setter, fields[n].default)
+            for n, c, r in checked
+        )
+        validate = None if cls.validate is Struct.validate else cls.validate
+        table = (rows, direct, validate)
+        type.__setattr__(cls, "_parse_cache", table)
+        return table
+
     def validate(self, path: str) -> None:
         """Cross-field rules; override where a body has them."""
 
@@ -87,6 +144,27 @@ class Struct:
             if v is not None:
                 out[name] = _dump(v)
         return out
+
+
+_ParseTable = tuple[
+    tuple[tuple[str, Check, bool, str, Callable[[Any, Any], None], Any], ...],
+    bool,
+    Callable[[Any, str], None] | None,
+]
+_new: Final = object.__new__
+
+
+def _no_setter(obj: Any, value: Any) -> None:
+    raise AssertionError("a class without slot setters is built with its __init__")
+
+
+def _slot_setter(cls: type, name: str) -> Callable[[Any, Any], None] | None:
+    """The `__set__` of the slot `name` of `cls` (bypassing a frozen `__setattr__`)."""
+    for klass in cls.__mro__:
+        if name in klass.__dict__:
+            desc = klass.__dict__[name]
+            return desc.__set__ if isinstance(desc, types.MemberDescriptorType) else None
+    return None
 
 
 def _dump(v: Any) -> Any:
@@ -203,18 +281,47 @@ def one_of(*choices: str) -> Check:
     return check
 
 
+_STR_TYPE: Final = frozenset({str})
+
+
+def _fits(v: list[Any], rx: re.Pattern[str], min_len: int, max_len: int) -> bool:
+    """Whether every item of non-empty `v` is a str of `min_len`..`max_len` characters
+    of the class `rx` (`[...]*`): the joined string matches iff every item does."""
+    if not _STR_TYPE.issuperset(map(type, v)):
+        return False
+    lengths = [*map(len, v)]
+    return (
+        min_len <= min(lengths)
+        and max(lengths) <= max_len
+        and rx.fullmatch("".join(v)) is not None
+    )
+
+
 def list_of(
     item: Check, *, max: int, min: int = 0, unique: bool = False, ascending: bool = False
 ) -> Check:
     """A list of `item`; `ascending` demands strictly increasing order (implies unique)."""
+    # An item check made by `fast_path` carries its alphabet and lengths: a list of
+    # strings that all fit is accepted in a few passes, with no Python call per item.
+    alphabet: tuple[re.Pattern[str], int, int] | None = getattr(item, "alphabet", None)
 
     def check(v: Any, path: str) -> tuple[Any, ...]:
         if type(v) is not list:
             raise ValidationError(path, "type", "expected a list")
         if not min <= len(v) <= max:
             raise ValidationError(path, "length", f"{len(v)} items, expected {min}..{max}")
-        out = tuple(item(x, f"{path}[{i}]") for i, x in enumerate(v))
-        if ascending:
+        if alphabet is not None and v and _fits(v, *alphabet):
+            out = tuple(v)
+        else:
+            try:
+                # No per-item path strings. On failure, check again item by item
+                # with indexed paths, so the error names the exact item.
+                out = tuple([item(x, path) for x in v])
+            except ValidationError:
+                for i, x in enumerate(v):
+                    item(x, f"{path}[{i}]")
+                raise
+        if ascending and not all(map(operator.lt, out, islice(out, 1, None))):
             for i in range(1, len(out)):
                 if not out[i - 1] < out[i]:
                     raise ValidationError(f"{path}[{i}]", "order", "items must be sorted and unique")
@@ -223,6 +330,53 @@ def list_of(
         return out
 
     return check
+
+
+def fast_path(check: Check, *, chars: str, min_len: int, max_len: int) -> Check:
+    """`check`, except that a str of `min_len` to `max_len` characters, all matching
+    the regex character class `chars`, is accepted as it is.
+
+    For checks run thousands of times per record (the serials of a mint), where
+    this test is much cheaper than the general check, and `list_of` can apply it
+    to a whole list at once. It must accept only values that `check` accepts and
+    returns unchanged; the two are tested against each other. Everything else
+    goes through `check`, so errors are exactly `check`'s.
+    """
+    rx = re.compile(f"[{chars}]*")
+
+    def fast(v: Any, path: str) -> Any:
+        if type(v) is str and min_len <= len(v) <= max_len and rx.fullmatch(v) is not None:
+            return v
+        return check(v, path)
+
+    fast.alphabet = (rx, min_len, max_len)  # type: ignore[attr-defined]  # read by `list_of`
+    return fast
+
+
+def memo(check: Check, *, size: int = 4096) -> Check:
+    """`check`, remembering the string values it accepted (at most `size` of them).
+
+    For identifier checks, whose outcome depends on the value alone (the path
+    only names it in errors): containers, facilities, ports and seals recur in
+    traffic, and a remembered value skips its check-digit arithmetic. Only
+    accepted values are kept, so a rejection is always computed afresh.
+    """
+    seen: dict[str, Any] = {}
+
+    def cached(v: Any, path: str) -> Any:
+        if type(v) is str:
+            try:
+                return seen[v]
+            except KeyError:
+                pass
+            out = check(v, path)
+            if len(seen) >= size:
+                seen.clear()
+            seen[v] = out
+            return out
+        return check(v, path)
+
+    return cached
 
 
 def struct(cls: type[Struct]) -> Check:

@@ -7,6 +7,7 @@ they apply to; `verify=False` skips the signature and nothing else.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import msgpack
@@ -16,7 +17,9 @@ from hypothesis import strategies as st
 
 from crypto.errors import Error, VerificationError
 from crypto.keys import SigningKey
-from protocol import codec
+from protocol import codec, schema
+from protocol import identifiers as ids
+from protocol.bodies.common import CSET82, SERIAL
 from protocol.envelope import MAX_RECORD, SIGNING_DOMAIN, VERSION, Record, record_id
 from protocol.errors import DecodeError, LocalProtocolError, ValidationError
 from tests import examples as ex
@@ -394,3 +397,114 @@ def test_header_shaped_garbage_never_crashes(changes: dict[str, Any], signed: bo
             Record.from_bytes(data, verify=verify)
         except Error:
             continue
+
+
+# -- the fast outer framing check agrees with the generic decoder --------------------------------
+
+
+def _bin(data: bytes, form: int) -> bytes:
+    """`data` as msgpack bin8 / bin16 / bin32 (form 0, 1, 2), canonical or not."""
+    if form == 0 and len(data) < 256:
+        return b"\xc4" + bytes([len(data)]) + data
+    if form <= 1 and len(data) < 65536:
+        return b"\xc5" + len(data).to_bytes(2, "big") + data
+    return b"\xc6" + len(data).to_bytes(4, "big") + data
+
+
+def _generic_split(data: bytes) -> tuple[bytes, bytes] | str:
+    try:
+        outer = codec.decode(data)
+    except DecodeError:
+        return "error"
+    if type(outer) is not list or len(outer) != 2 or not all(type(x) is bytes for x in outer):
+        return "error"
+    if len(outer[1]) != 64:
+        return "error"
+    return outer[0], outer[1]
+
+
+def _fast_split(data: bytes) -> tuple[bytes, bytes] | str:
+    from protocol.envelope import _split
+
+    try:
+        return _split(data)
+    except (DecodeError, ValidationError):
+        return "error"
+
+
+@settings(max_examples=300)
+@given(
+    st.binary(max_size=300) | st.binary(min_size=250, max_size=600),
+    st.binary(min_size=62, max_size=66),
+    st.integers(0, 2),
+    st.integers(0, 2),
+    st.sampled_from([b"\x92", b"\x93", b"\x91", b"\xdc\x00\x02"]),
+    st.binary(max_size=2),
+)
+def test_fast_framing_agrees_with_the_generic_decoder(
+    unsigned: bytes, sig: bytes, uform: int, sform: int, head: bytes, tail: bytes
+) -> None:
+    data = head + _bin(unsigned, uform) + _bin(sig, sform) + tail
+    assert _fast_split(data) == _generic_split(data)
+
+
+# -- fast paths of body checks agree with the reference checks -------------------------------------
+
+
+def _outcome(check: Any, v: Any) -> Any:
+    try:
+        return ("ok", check(v, "body.serials[0]"))
+    except ValidationError as exc:
+        return ("error", exc.field, exc.rule, exc.detail)
+
+
+_serial_like = (
+    st.from_regex(f"[{CSET82}]{{0,22}}", fullmatch=True)
+    | st.text(max_size=24)
+    | st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=22)
+)
+_REFERENCE_SERIAL = schema.normalised(ids.serial)
+
+
+@settings(max_examples=400)
+@given(_serial_like | st.integers() | st.binary(max_size=4) | st.none())
+def test_serial_fast_path_agrees_with_the_reference(v: Any) -> None:
+    assert _outcome(SERIAL, v) == _outcome(_REFERENCE_SERIAL, v)
+
+
+@settings(max_examples=300)
+@given(st.lists(_serial_like | st.integers(0, 9), min_size=1, max_size=12))
+def test_serial_list_fast_path_agrees_with_the_reference(v: list[Any]) -> None:
+    """`list_of` checks a list of serials in bulk; it must decide as item by item would."""
+    fast = schema.list_of(SERIAL, max=10)
+    reference = schema.list_of(_REFERENCE_SERIAL, max=10)
+    assert _outcome(fast, v) == _outcome(reference, v)
+
+
+@pytest.mark.parametrize("type_name", TYPES)
+def test_decoded_objects_are_what_their_constructors_make(type_name: str) -> None:
+    """Decoding fills slots directly; the objects must equal constructor-built ones."""
+    rec = Record.from_bytes(SIGNED[type_name].wire)
+    again = dataclasses.replace(rec)  # through Record.__init__
+    assert again == rec
+    assert (again.wire, again.id) == (rec.wire, rec.id)
+    body = rec.body
+    assert dataclasses.replace(body) == body
+    for fl in dataclasses.fields(body):
+        getattr(body, fl.name)  # every slot is set
+    assert body.to_value() == ex.EXAMPLES[type_name]()
+
+
+@settings(max_examples=300)
+@given(st.lists(
+    st.sampled_from([ex.CONTAINER, ex.CONTAINER_2, "CSQU3054384", "csqu3054383", "CSQU 305438 3"])
+    | st.text(max_size=12) | st.integers(0, 3),
+    max_size=6,
+))
+def test_memoised_identifier_checks_agree_with_the_reference(values: list[Any]) -> None:
+    """Remembering accepted values changes no outcome, whatever came before."""
+    from protocol.bodies.common import CONTAINER
+
+    reference = schema.normalised(ids.container_number)
+    for v in values + values:
+        assert _outcome(CONTAINER, v) == _outcome(reference, v)
