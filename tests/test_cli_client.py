@@ -1,0 +1,178 @@
+"""Client commands against a real node running as `sealchain run` in a subprocess.
+
+Checks output, exit codes (0 done, 1 rejected with one line, 3 unreachable) and
+that SIGTERM stops the node within 5 s with exit status 0.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from crypto.didkey import did_from_public
+from tests.rpc_helpers import BOX, GLN, GTIN, Provisioned, provision
+
+pytestmark = pytest.mark.slow
+SEALCHAIN = [sys.executable, "-m", "node.cli"]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start(data: Path) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([*SEALCHAIN, "run", "--data", str(data), "--log-level", "warning"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not (data / "rpc.addr").exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            out, errs = proc.communicate()
+            pytest.fail(f"the node did not start: {errs.decode()[-2000:]}")
+        time.sleep(0.05)
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> float:
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    return time.monotonic() - t0
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provisioned]:
+    p = provision(tmp_path_factory.mktemp("cli") / "node")
+    proc = start(p.data.path)
+    yield p
+    stop(proc)
+
+
+def sc(p: Provisioned, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*SEALCHAIN, *args[:1], "--data", str(p.data.path), *args[1:]],
+                          cwd=ROOT, capture_output=True, text=True, input=stdin, timeout=60)
+
+
+def test_status(node: Provisioned) -> None:
+    r = sc(node, "status")
+    assert r.returncode == 0, r.stderr
+    assert did_from_public(node.me.pub) in r.stdout
+    assert "credential  valid" in r.stdout
+    r = sc(node, "status", "--json")
+    assert json.loads(r.stdout)["did"] == did_from_public(node.me.pub)
+
+
+def test_mint_ten_thousand_in_batches_with_progress(node: Provisioned) -> None:
+    r = sc(node, "mint", "--gtin", GTIN, "--lot", "L1", "--mark", "ACME", "--markets", "NL",
+           "--facility", GLN, "--count", "10000")
+    assert r.returncode == 0, r.stderr
+    assert f"minted 10000 serials of {GTIN} lot L1 in 10 record(s)" in r.stdout
+    assert "minting: 10000/10000 serials (100%)" in r.stderr
+
+
+def test_rejected_request_exits_1_with_one_line(node: Provisioned) -> None:
+    r = sc(node, "mint", "--gtin", "09506000134353", "--lot", "L1", "--mark", "ACME",
+           "--markets", "NL", "--facility", GLN, "--serials", "X1")
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("sealchain: rejected (400 gtin.check_digit at ")
+    assert r.stdout == ""
+
+
+def test_pack_seal_scan_alerts_container_history(node: Provisioned, tmp_path: Path) -> None:
+    serials = [f"K{i:05d}" for i in range(1600)]  # two manifest chunks
+    r = sc(node, "mint", "--gtin", GTIN, "--lot", "L2", "--mark", "ACME", "--markets", "NL",
+           "--facility", GLN, "--serials", ",".join(serials))
+    assert r.returncode == 0, r.stderr
+    items = tmp_path / "items.txt"
+    items.write_text("".join(f"{GTIN}/{s}\n" for s in serials))
+    r = sc(node, "submit", "-", stdin=json.dumps({"type": "container.create", "body": {
+        "container": BOX, "tare_g": 2_000_000, "max_gross_g": 30_000_000}}))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("container.create appended: seq ")
+    r = sc(node, "pack", "--container", BOX, "--items-file", str(items), "--weight-g", "80000")
+    assert r.returncode == 0, r.stderr
+    assert "packed 1600 items into CSQU3054383" in r.stdout
+    assert sc(node, "seal", "--container", BOX, "--seal", "ACM-000001").returncode == 0
+    r = sc(node, "scan", "--container", BOX, "--country", "NL", "--locode", "NLRTM",
+           "--seal", "XYZ-999999")
+    assert r.returncode == 0, r.stderr
+    r = sc(node, "alerts", "--json")
+    alerts = json.loads(r.stdout)["alerts"]
+    assert [a["rule"] for a in alerts] == ["seal_mismatch"]
+    r = sc(node, "alerts", "--severity", "critical")
+    assert "seal_mismatch" in r.stdout
+    r = sc(node, "container", BOX)
+    assert r.returncode == 0, r.stderr
+    assert "1600 items" in r.stdout
+    assert "ACM-000001 (broken)" in r.stdout
+    r = sc(node, "history", f"{GTIN}/K00007")
+    assert r.returncode == 0, r.stderr
+    assert "status         packed" in r.stdout
+    assert f"{GTIN} / K00007" in r.stdout
+    r = sc(node, "handover", "--container", BOX, "--to", did_from_public(node.carrier.pub))
+    assert r.returncode == 0, r.stderr
+    r = sc(node, "handover", "--container", BOX, "--to", did_from_public(node.carrier.pub))
+    assert r.returncode == 1
+    assert r.stderr.startswith("sealchain: rejected (409 conflict): ")
+
+
+def test_bad_identifier_is_a_clear_rejection(node: Provisioned) -> None:
+    r = sc(node, "container", "CSQU3054384")
+    assert r.returncode == 1
+    assert "iso6346.check_digit at id" in r.stderr
+
+
+def test_help_everywhere() -> None:
+    for cmd in ("status", "mint", "pack", "seal", "handover", "accept", "scan", "sensor", "ship",
+                "declare", "customs", "recall", "history", "container", "alerts", "submit",
+                "run"):
+        r = subprocess.run([*SEALCHAIN, cmd, "--help"], cwd=ROOT, capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0, (cmd, r.stderr)
+        assert "--data" in r.stdout
+
+
+def test_unreachable_node_exits_3(tmp_path: Path) -> None:
+    p = provision(tmp_path / "node")
+    r = sc(p, "status")
+    assert r.returncode == 3
+    assert "is the node running" in r.stderr
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (p.data.path / "rpc.addr").write_text(f"http://127.0.0.1:{port}\n")
+    r = sc(p, "status")
+    assert r.returncode == 3
+    assert "unreachable" in r.stderr
+
+
+def test_sigterm_stops_the_node_within_5s(tmp_path: Path) -> None:
+    p = provision(tmp_path / "node")
+    proc = start(p.data.path)
+    follow = subprocess.Popen([*SEALCHAIN, "alerts", "--data", str(p.data.path), "--follow"],
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert sc(p, "status").returncode == 0
+    url, token = p.data.rpc_url(), p.data.tokens().read
+    deadline = time.monotonic() + 20
+    while "sealchain_rpc_sse_clients 1.0" not in httpx.get(
+            f"{url}/metrics", headers={"Authorization": f"Bearer {token}"}).text:
+        assert time.monotonic() < deadline, "the alert stream did not connect"
+        time.sleep(0.05)
+    took = stop(proc)
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+    assert took < 5
+    assert not (p.data.path / "rpc.addr").exists()
+    follow.wait(10)
+    assert follow.returncode == 0  # the stream ended cleanly with the node
