@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from node.config import Config, NodeSection, RpcSection
 from node.datadir import DataDir
@@ -17,6 +22,8 @@ GTIN = "09506000134352"
 GLN = "9506000000008"
 BOX = "CSQU3054383"
 BOX2 = "MSCU1234566"
+SEALCHAIN = [sys.executable, "-m", "node.cli"]
+ROOT = Path(__file__).resolve().parents[1]
 TRADEMARK = {"mark": "ACME", "classes": [9], "markets": ["DE", "NL"], "gs1_prefixes": ["950600"]}
 
 
@@ -53,3 +60,27 @@ def client(url: str, token: str | None, **kw: Any) -> httpx.AsyncClient:
 def mint_body(serials: list[str], lot: str = "L1") -> dict[str, Any]:
     return {"gtin": GTIN, "lot": lot, "serials": serials, "mark": "ACME", "markets": ["NL"],
             "facility": GLN}
+
+
+def start(data: Path) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([*SEALCHAIN, "run", "--data", str(data), "--log-level", "warning"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not (data / "rpc.addr").exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            out, errs = proc.communicate()
+            pytest.fail(f"the node did not start: {errs.decode()[-2000:]}")
+        time.sleep(0.05)
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> float:
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    return time.monotonic() - t0

@@ -7,10 +7,8 @@ that SIGTERM stops the node within 5 s with exit status 0.
 from __future__ import annotations
 
 import json
-import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,35 +17,9 @@ import httpx
 import pytest
 
 from crypto.didkey import did_from_public
-from tests.rpc_helpers import BOX, GLN, GTIN, Provisioned, provision
+from tests.rpc_helpers import BOX, GLN, GTIN, ROOT, SEALCHAIN, Provisioned, provision, start, stop
 
 pytestmark = pytest.mark.slow
-SEALCHAIN = [sys.executable, "-m", "node.cli"]
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def start(data: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([*SEALCHAIN, "run", "--data", str(data), "--log-level", "warning"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while not (data / "rpc.addr").exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            out, errs = proc.communicate()
-            pytest.fail(f"the node did not start: {errs.decode()[-2000:]}")
-        time.sleep(0.05)
-    return proc
-
-
-def stop(proc: subprocess.Popen[bytes]) -> float:
-    t0 = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    return time.monotonic() - t0
 
 
 @pytest.fixture(scope="module")

@@ -231,6 +231,8 @@ async def get_status(api: Api, request: Request) -> Response:
 
 
 async def get_record(api: Api, request: Request) -> Response:
+    if request.path_params["id"] in ("batch", "raw"):  # POST-only siblings of this route
+        raise HTTPException(405, headers={"Allow": "POST"})
     rid = jsonio.parse_id(request.path_params["id"], "id")
     r = api.ledger.record(rid)
     if r is None:

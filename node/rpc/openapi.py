@@ -19,7 +19,8 @@ VERSION: Final = "1"
 HEX = {"type": "string", "pattern": "^([0-9a-f]{2})*$"}
 ID = {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "32 bytes, lowercase hex"}
 DID = {"type": "string", "description": "did:key of an Ed25519 key"}
-KEY = {"type": "string", "description": "did:key, or 64 lowercase hex digits"}
+KEY = {"type": "string", "pattern": "^(did:key:z[1-9A-HJ-NP-Za-km-z]{1,120}|[0-9a-f]{64})$",
+       "description": "did:key, or 64 lowercase hex digits"}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -105,9 +106,13 @@ def _query(name: str, s: dict[str, Any], desc: str) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "schema": s, "description": desc}
 
 
-def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
-    return {"type": "object", "properties": props,
-            "required": required if required is not None else list(props)}
+def _obj(props: dict[str, Any], required: list[str] | None = None, *, closed: bool = False
+         ) -> dict[str, Any]:
+    out = {"type": "object", "properties": props,
+           "required": required if required is not None else list(props)}
+    if closed:
+        out["additionalProperties"] = False
+    return out
 
 
 _PARTY = _obj({"did": DID, "org": {"type": ["string", "null"]}})
@@ -125,7 +130,8 @@ def document() -> dict[str, Any]:
         if type_name in ("handover.offer", "handover.accept"):
             defs[body_name]["required"] = [r for r in defs[body_name]["required"] if r != "head"]
             defs[body_name]["description"] += " `head` may be omitted: the node fills it in."
-        bodies.append(_obj({"type": {"const": type_name}, "body": _ref(body_name)}))
+        bodies.append(_obj({"type": {"const": type_name}, "body": _ref(body_name)},
+                           closed=True))
     entry = {"oneOf": bodies, "description": "A record to sign and append: type and body"}
     ack = _obj({"id": ID, "seq": {"type": "integer"}, "type": {"type": "string"}})
     record = _obj({"id": ID, "type": {"type": "string"}, "author": DID,
@@ -190,7 +196,10 @@ def document() -> dict[str, Any]:
                                              "fork"]},
                          "reason": {"type": ["string", "null"]}}),
     })
-    container_id = {"type": "string", "minLength": 1, "maxLength": 40}
+    container_id = {"type": "string", "pattern": "^[A-Za-z]{3}[UJZujz] ?[0-9]{6} ?[0-9]$",
+                    "description": "ISO 6346, check digit included (spaces and case are "
+                                   "normalised)"}
+    shipment_id = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}
     alert_params = [
         _query("since", {"type": "integer", "minimum": 0}, "only alerts after this cursor"),
         _query("severity", {"enum": list(SEVERITIES)}, "minimum severity"),
@@ -208,7 +217,7 @@ def document() -> dict[str, Any]:
             "Append up to 1000 records, all or nothing; 201 once durable",
             _ok(201, _obj({"records": {"type": "array", "items": _ref("Ack")}})),
             body=_obj({"records": {"type": "array", "items": _ref("Entry"), "minItems": 1,
-                                   "maxItems": 1000}}), errors=write_errors)},
+                                   "maxItems": 1000}}, closed=True), errors=write_errors)},
         "/v1/records/raw": {"post": _op(
             "Import already-signed records (wire bytes in hex); duplicates are harmless",
             {**_ok(201, _obj({"results": {"type": "array", "items": _ref("Outcome")}}),
@@ -216,7 +225,7 @@ def document() -> dict[str, Any]:
              **_ok(200, _obj({"results": {"type": "array", "items": _ref("Outcome")}}),
                    "Nothing new stored (duplicates or pending)")},
             body=_obj({"records": {"type": "array", "items": HEX, "minItems": 1,
-                                   "maxItems": 1000}}), errors=write_errors)},
+                                   "maxItems": 1000}}, closed=True), errors=write_errors)},
         "/v1/records/{id}": {"get": _op("One record", _ok(200, _ref("Record")),
                                         params=[_path("id", ID, "record id")])},
         "/v1/feeds/{author}": {"get": _op(
@@ -242,8 +251,7 @@ def document() -> dict[str, Any]:
                     _path("token", ID, "token id")], errors=(400, 401, 404, 409))},
         "/v1/shipments/{id}": {"get": _op(
             "A shipment: plan, status, containers, customs", _ok(200, _ref("Shipment")),
-            params=[_path("id", {"type": "string", "minLength": 1, "maxLength": 64},
-                          "shipment id")])},
+            params=[_path("id", shipment_id, "shipment id")])},
         "/v1/alerts": {"get": _op(
             "Alerts after a cursor (follow `next`)",
             _ok(200, _obj({"alerts": {"type": "array", "items": _ref("Alert")},
