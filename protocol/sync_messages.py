@@ -15,7 +15,7 @@ a `DecodeError` (a `RemoteProtocolError` with a penalty).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
@@ -77,10 +77,14 @@ class Message:
         return data
 
     @staticmethod
-    def from_bytes(data: bytes) -> Message:
-        """Decode one message payload (no length prefix). Raises `DecodeError`."""
+    def from_bytes(data: bytes, kinds: Mapping[str, type[Message]] | None = None) -> Message:
+        """Decode one message payload (no length prefix). Raises `DecodeError`.
+
+        `kinds` maps the `"k"` tag to message classes (default: the sync messages);
+        another protocol framed the same way (`protocol.push`) passes its own.
+        """
         m = _decode_map(data)
-        cls = _KINDS.get(m.get("k"))  # type: ignore[arg-type]
+        cls = (_KINDS if kinds is None else kinds).get(m.get("k"))  # type: ignore[arg-type]
         if cls is None:
             raise DecodeError(f"unknown message kind {m.get('k')!r}", penalty=PENALTY_MALFORMED)
         del m["k"]
@@ -326,12 +330,14 @@ def encode_frame(msg: Message, *, max_frame: int = MAX_FRAME) -> bytes:
 class FrameDecoder:
     """Incremental frame parser; holds at most one partial frame (4 + max_frame bytes)."""
 
-    __slots__ = ("_buf", "_need", "_max")
+    __slots__ = ("_buf", "_need", "_max", "_kinds")
 
-    def __init__(self, *, max_frame: int = MAX_FRAME) -> None:
+    def __init__(self, *, max_frame: int = MAX_FRAME,
+                 kinds: Mapping[str, type[Message]] | None = None) -> None:
         self._buf = bytearray()
         self._need = 4  # bytes the frame in progress has in all (header, then header + payload)
         self._max = max_frame
+        self._kinds = kinds  # message classes by tag (None: the sync messages)
 
     @property
     def pending(self) -> bool:
@@ -356,7 +362,7 @@ class FrameDecoder:
                     )
                 self._need = 4 + length
                 continue
-            out.append(Message.from_bytes(bytes(self._buf[4:])))
+            out.append(Message.from_bytes(bytes(self._buf[4:]), self._kinds))
             self._buf.clear()
             self._need = 4
         return out
