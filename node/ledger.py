@@ -454,6 +454,33 @@ class Ledger:
 
     # -- alerts --------------------------------------------------------------------------
 
+    def record_alert(self, entry: dict[str, Any], now: int, *, extra: WriteSet | None = None
+                     ) -> bool:
+        """Add an alert entry found elsewhere (pushed by a peer) to the alert log, once.
+
+        The entry goes under the next cursor, with `received` set to `now`, in one
+        synced batch (with `extra`'s operations, written even for a duplicate),
+        unless an alert with its key is already logged: then False. Listeners see it
+        as `callback([], [entry])`, like an alert derived here.
+        """
+        key = entry["key"]
+        ws = WriteSet()
+        if extra is not None:
+            ws.ops.update(extra.ops)
+        fresh = self.store.alert_cursor(key) is None
+        if fresh:
+            cursor = self.store.last_alert_cursor() + 1
+            entry = {**entry, "cursor": cursor, "received": now}
+            ws.put(b"A" + u64(cursor), codec.encode_local(entry))
+            ws.put(b"K" + key, u64(cursor))
+        if ws.ops:
+            self.store.write(ws)
+        if fresh:
+            self.stats[("alert_received", str(entry.get("rule")))] += 1
+            for cb in self._listeners:
+                cb([], [entry])
+        return fresh
+
     def _evaluate_alerts(self, b: _Batch, now: int) -> None:
         cursor = self.store.last_alert_cursor()
         fresh: set[bytes] = set()
