@@ -18,6 +18,7 @@ bytes) is a `DecodeError`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Final
 
 import msgpack
@@ -132,35 +133,50 @@ def _check_decoded(value: Value, depth: int) -> None:
     """
     t = type(value)
     if t is dict:
-        if depth >= MAX_DEPTH:
-            raise DecodeError(f"not canonical: nesting deeper than {MAX_DEPTH}")
-        keys = [*value]
-        try:
-            in_order = keys == sorted(keys)
-        except TypeError:  # str and bytes keys mixed
-            in_order = False
-        if not in_order:
-            if not _STR.issuperset(map(type, keys)):
-                raise DecodeError(f"not canonical: map key {_non_str(keys)!r} is not a string")
-            raise DecodeError("not canonical: map keys are not in sorted order")
-        # Keys that sort are all of one type (msgpack gives str or bytes keys, which
-        # do not compare), so the first key's type is every key's.
-        if keys and type(keys[0]) is not str:
-            raise DecodeError(f"not canonical: map key {keys[0]!r} is not a string")
-        members = value.values()
+        _check_map(value, depth)
     elif t is list:
-        if depth >= MAX_DEPTH:
-            raise DecodeError(f"not canonical: nesting deeper than {MAX_DEPTH}")
-        members = value
-    elif t in _SCALARS:
-        return
-    else:
+        _check_list(value, depth)
+    elif t not in _SCALARS:
         raise DecodeError(f"not canonical: type {t.__name__} is not allowed")
-    if _SCALARS.issuperset(map(type, members)):
-        return
+
+
+def _check_map(value: dict[Any, Any], depth: int) -> None:
+    if depth >= MAX_DEPTH:
+        raise DecodeError(f"not canonical: nesting deeper than {MAX_DEPTH}")
+    keys = [*value]
+    try:
+        in_order = keys == sorted(keys)
+    except TypeError:  # str and bytes keys mixed
+        in_order = False
+    if not in_order:
+        if not _STR.issuperset(map(type, keys)):
+            raise DecodeError(f"not canonical: map key {_non_str(keys)!r} is not a string")
+        raise DecodeError("not canonical: map keys are not in sorted order")
+    # Keys that sort are all of one type (msgpack gives str or bytes keys, which
+    # do not compare), so the first key's type is every key's.
+    if keys and type(keys[0]) is not str:
+        raise DecodeError(f"not canonical: map key {keys[0]!r} is not a string")
+    members = value.values()
+    if not _SCALARS.issuperset(map(type, members)):
+        _check_members(members, depth + 1)
+
+
+def _check_list(value: list[Any], depth: int) -> None:
+    if depth >= MAX_DEPTH:
+        raise DecodeError(f"not canonical: nesting deeper than {MAX_DEPTH}")
+    if not _SCALARS.issuperset(map(type, value)):
+        _check_members(value, depth + 1)
+
+
+def _check_members(members: Iterable[Any], depth: int) -> None:
     for v in members:
-        if type(v) not in _SCALARS:
-            _check_decoded(v, depth + 1)
+        t = type(v)
+        if t is dict:
+            _check_map(v, depth)
+        elif t is list:
+            _check_list(v, depth)
+        elif t not in _SCALARS:
+            raise DecodeError(f"not canonical: type {t.__name__} is not allowed")
 
 
 def encode_local(value: Value) -> bytes:

@@ -140,17 +140,26 @@ class Record:
         if verify:
             PublicKey(m["author"]).verify(SIGNING_DOMAIN + unsigned, sig)
         body = schema.parse_body(m["type"], m["body"])
-        values = (
-            m["v"], m["net"], m["author"], m["seq"], m["prev"], m["ts"], m["type"],
-            body, sig, wire, record_id(wire),
-        )
         if cls is not Record:
-            return cls(**dict(zip(_FIELDS, values, strict=True)))
+            return cls(
+                version=m["v"], network=m["net"], author=m["author"], seq=m["seq"],
+                prev=m["prev"], ts=m["ts"], type=m["type"], body=body, signature=sig,
+                wire=wire, id=record_id(wire),
+            )
         # Fill the slots directly: the same object the dataclass __init__ makes,
         # for less work (decoding is hot).
         rec = _new(Record)
-        for put, value in zip(_SLOTS, values, strict=True):
-            put(rec, value)
+        _set_version(rec, m["v"])
+        _set_network(rec, m["net"])
+        _set_author(rec, m["author"])
+        _set_seq(rec, m["seq"])
+        _set_prev(rec, m["prev"])
+        _set_ts(rec, m["ts"])
+        _set_type(rec, m["type"])
+        _set_body(rec, body)
+        _set_signature(rec, sig)
+        _set_wire(rec, wire)
+        _set_id(rec, record_id(wire))
         return rec
 
     # -- use -----------------------------------------------------------------
@@ -175,9 +184,13 @@ class Record:
         )
 
 
-_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Record))
-_SLOTS: Final = tuple(Record.__dict__[name].__set__ for name in _FIELDS)
 _new: Final = object.__new__
+# The slot setters of Record, which bypass the frozen __setattr__ (as the dataclass
+# __init__ does); `from_bytes` must set every one of them.
+(
+    _set_version, _set_network, _set_author, _set_seq, _set_prev, _set_ts, _set_type,
+    _set_body, _set_signature, _set_wire, _set_id,
+) = (Record.__dict__[f.name].__set__ for f in dataclasses.fields(Record))
 
 
 def _split(wire: bytes) -> tuple[bytes, bytes]:

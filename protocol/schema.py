@@ -284,33 +284,33 @@ def one_of(*choices: str) -> Check:
 _STR_TYPE: Final = frozenset({str})
 
 
-def _fits(v: list[Any], rx: re.Pattern[str], min_len: int, max_len: int) -> bool:
-    """Whether every item of non-empty `v` is a str of `min_len`..`max_len` characters
-    of the class `rx` (`[...]*`): the joined string matches iff every item does."""
+def _fits(v: list[Any], rx: re.Pattern[str]) -> bool:
+    """Whether every item of `v` matches `rx`, checked on the items joined by newlines.
+
+    `rx` matches newline-separated runs of 1 or more characters of a class that
+    excludes the newline (see `fast_path`). With exactly len(v) - 1 newlines in
+    the joined string, no item contains one, so the runs are the items.
+    """
     if not _STR_TYPE.issuperset(map(type, v)):
         return False
-    lengths = [*map(len, v)]
-    return (
-        min_len <= min(lengths)
-        and max(lengths) <= max_len
-        and rx.fullmatch("".join(v)) is not None
-    )
+    joined = "\n".join(v)
+    return joined.count("\n") == len(v) - 1 and rx.fullmatch(joined) is not None
 
 
 def list_of(
     item: Check, *, max: int, min: int = 0, unique: bool = False, ascending: bool = False
 ) -> Check:
     """A list of `item`; `ascending` demands strictly increasing order (implies unique)."""
-    # An item check made by `fast_path` carries its alphabet and lengths: a list of
-    # strings that all fit is accepted in a few passes, with no Python call per item.
-    alphabet: tuple[re.Pattern[str], int, int] | None = getattr(item, "alphabet", None)
+    # An item check made by `fast_path` carries a pattern for a whole list: a list
+    # of strings that all fit is accepted with no Python call per item.
+    bulk: re.Pattern[str] | None = getattr(item, "bulk", None)
 
     def check(v: Any, path: str) -> tuple[Any, ...]:
         if type(v) is not list:
             raise ValidationError(path, "type", "expected a list")
         if not min <= len(v) <= max:
             raise ValidationError(path, "length", f"{len(v)} items, expected {min}..{max}")
-        if alphabet is not None and v and _fits(v, *alphabet):
+        if bulk is not None and v and _fits(v, bulk):
             out = tuple(v)
         else:
             try:
@@ -342,14 +342,17 @@ def fast_path(check: Check, *, chars: str, min_len: int, max_len: int) -> Check:
     returns unchanged; the two are tested against each other. Everything else
     goes through `check`, so errors are exactly `check`'s.
     """
-    rx = re.compile(f"[{chars}]*")
+    if min_len < 1 or re.fullmatch(f"[{chars}]", "\n"):
+        raise ValueError("fast_path needs min_len >= 1 and a class without the newline")
+    item = f"[{chars}]{{{min_len},{max_len}}}"
+    rx = re.compile(item)
 
     def fast(v: Any, path: str) -> Any:
-        if type(v) is str and min_len <= len(v) <= max_len and rx.fullmatch(v) is not None:
+        if type(v) is str and rx.fullmatch(v) is not None:
             return v
         return check(v, path)
 
-    fast.alphabet = (rx, min_len, max_len)  # type: ignore[attr-defined]  # read by `list_of`
+    fast.bulk = re.compile(f"{item}(?:\n{item})*")  # type: ignore[attr-defined]  # for `list_of`
     return fast
 
 

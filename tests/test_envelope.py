@@ -508,3 +508,26 @@ def test_memoised_identifier_checks_agree_with_the_reference(values: list[Any]) 
     reference = schema.normalised(ids.container_number)
     for v in values + values:
         assert _outcome(CONTAINER, v) == _outcome(reference, v)
+
+
+@settings(max_examples=300)
+@given(st.lists(
+    st.fixed_dictionaries(
+        {"kind": st.sampled_from(["token", "container", "shipment", "party", "ship", 7]),
+         "id": st.sampled_from([ex.CONTAINER, "csqu3054383", ex.SHIPMENT, "ab" * 32, "", b"x"])},
+        optional={"extra": st.just(1)},
+    ),
+    max_size=6,
+))
+def test_remembered_object_refs_agree_with_the_reference(refs: list[dict[str, Any]]) -> None:
+    """Object refs are remembered once parsed; no outcome may change for that."""
+    from protocol.bodies.common import GOODS_REF, ObjectRef
+
+    def reference(v: Any, path: str) -> Any:
+        ref = ObjectRef.from_value(v, path)
+        if ref.kind == "party":
+            raise ValidationError(f"{path}.kind", "kind", "a party cannot be handed over or scanned")
+        return ref
+
+    for v in refs + refs:
+        assert _outcome(GOODS_REF, v) == _outcome(reference, v)

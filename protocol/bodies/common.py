@@ -158,9 +158,33 @@ class Goods(schema.Struct):
     gtin: str | None = f(GTIN, default=None)
 
 
+_REFS: dict[tuple[str, str], ObjectRef] = {}
+_MAX_REFS: Final = 4096
+
+
+def _object_ref(v: Any, path: str) -> ObjectRef:
+    """`ObjectRef.from_value`, remembering the refs it made (objects recur in traffic).
+
+    Only a map of exactly two str fields, `kind` and `id`, is looked up: for it
+    `from_value` would make an equal (immutable) object. Anything else, and
+    every first sight, is parsed afresh, so errors are `from_value`'s.
+    """
+    if type(v) is dict and len(v) == 2:
+        kind, id_ = v.get("kind"), v.get("id")
+        if type(kind) is str and type(id_) is str:
+            ref = _REFS.get((kind, id_))
+            if ref is None:
+                ref = ObjectRef.from_value(v, path)
+                if len(_REFS) >= _MAX_REFS:
+                    _REFS.clear()
+                _REFS[kind, id_] = ref
+            return ref
+    return ObjectRef.from_value(v, path)
+
+
 def GOODS_REF(v: Any, path: str) -> ObjectRef:
     """An `ObjectRef` to goods (token, container or shipment), never to a party."""
-    ref = ObjectRef.from_value(v, path)
+    ref = _object_ref(v, path)
     if ref.kind == "party":
         raise ValidationError(f"{path}.kind", "kind", "a party cannot be handed over or scanned")
     return ref

@@ -33,6 +33,8 @@ _READING_FIELDS: Final[dict[str, frozenset[str]]] = {
     "position": frozenset({"lat_udeg", "lon_udeg"}),
 }
 _OPTIONAL: Final = ("value", "open", "lat_udeg", "lon_udeg")
+# Per kind: which of `_OPTIONAL` are present, in that order (the fast check).
+_PRESENT: Final = {k: tuple(n in f for n in _OPTIONAL) for k, f in _READING_FIELDS.items()}
 _VALUE_RANGE: Final = {"weight": (0, 10**11), "temperature": (-100_000, 150_000)}  # g, milli-°C
 
 
@@ -70,6 +72,23 @@ class Sensor(schema.Body):
     lon_udeg: int | None = f(LON_UDEG, default=None)
 
     def validate(self, path: str) -> None:
+        present = (
+            self.value is not None,
+            self.open is not None,
+            self.lat_udeg is not None,
+            self.lon_udeg is not None,
+        )
+        if present != _PRESENT[self.kind]:
+            self._fields_error(path)
+        if self.value is not None:
+            lo, hi = _VALUE_RANGE[self.kind]
+            if not lo <= self.value <= hi:
+                raise ValidationError(
+                    f"{path}.value", "range", f"{self.kind} {self.value} is outside {lo}..{hi}"
+                )
+
+    def _fields_error(self, path: str) -> None:
+        """Raise the error for the first optional field that breaks `_READING_FIELDS`."""
         wanted = _READING_FIELDS[self.kind]
         for name in _OPTIONAL:
             present = getattr(self, name) is not None
@@ -80,10 +99,4 @@ class Sensor(schema.Body):
             if not present and name in wanted:
                 raise ValidationError(
                     f"{path}.{name}", "required", f"a {self.kind} reading needs {name}"
-                )
-        if self.value is not None:
-            lo, hi = _VALUE_RANGE[self.kind]
-            if not lo <= self.value <= hi:
-                raise ValidationError(
-                    f"{path}.value", "range", f"{self.kind} {self.value} is outside {lo}..{hi}"
                 )
