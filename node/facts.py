@@ -31,6 +31,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
+import msgpack
+
 from protocol import codec
 from protocol.bodies import token_id
 from protocol.envelope import Record
@@ -222,6 +224,22 @@ def join(facts: Facts, fact: Fact) -> bool:
     return False
 
 
+def join_cow(facts: Facts, fact: Fact, shared: set[str]) -> bool:
+    """`join`, where the SET fields named in `shared` belong to someone else too.
+
+    Such a set is replaced by a copy before it changes (copy on write), and its
+    name leaves `shared`: the caller owns it from then on.
+    """
+    if fact.field in shared:
+        s = facts.get(fact.field)
+        if s is not None:
+            if fact.value in s:
+                return False
+            facts[fact.field] = set(s)
+        shared.discard(fact.field)
+    return join(facts, fact)
+
+
 def fold(facts: Iterable[Fact]) -> dict[bytes, Facts]:
     """The facts of every object, from scratch: the reference the incremental path must match."""
     out: dict[bytes, Facts] = {}
@@ -231,10 +249,19 @@ def fold(facts: Iterable[Fact]) -> dict[bytes, Facts]:
 
 
 def encode_facts(facts: Facts) -> bytes:
-    """Canonical bytes of one object's facts (sets as sorted lists)."""
-    return codec.encode_local(
-        {k: sorted(v) if FIELDS[k] is Kind.SET else v for k, v in facts.items()}
+    """Canonical bytes of one object's facts (sets as sorted lists).
+
+    The same bytes as `codec.encode_local` of that map, packed directly: fields in
+    sorted order, tuples as arrays (as msgpack packs them), and every value a
+    tuple of the str, bytes and int a validated record gives, so there is
+    nothing else for the canonical copy to check or convert. That copy walked
+    every element of every set, on every change of every object.
+    """
+    out: bytes = msgpack.packb(
+        {k: sorted(facts[k]) if FIELDS[k] is Kind.SET else facts[k] for k in sorted(facts)},
+        use_bin_type=True,
     )
+    return out
 
 
 def decode_facts(data: bytes) -> Facts:

@@ -70,6 +70,8 @@ def evaluate(key: bytes, facts: Facts) -> list[Intent]:
 
 
 def _feed_fork(subject: tuple[str, str], facts: Facts) -> Iterator[Intent]:
+    if len(facts.get("fork", ())) < 2:  # a pair needs two (rules run on every change)
+        return
     by_seq: dict[int, list[bytes]] = defaultdict(list)
     for seq, rid in facts.get("fork", ()):
         by_seq[seq].append(rid)
@@ -80,6 +82,8 @@ def _feed_fork(subject: tuple[str, str], facts: Facts) -> Iterator[Intent]:
 
 
 def _double_handover(subject: tuple[str, str], facts: Facts) -> Iterator[Intent]:
+    if len(facts.get("offers", ())) < 2:
+        return
     offers: dict[tuple[bytes, bytes], list[bytes]] = defaultdict(list)
     for head, oid, author, _to in facts.get("offers", ()):
         offers[(head, author)].append(oid)
@@ -90,10 +94,11 @@ def _double_handover(subject: tuple[str, str], facts: Facts) -> Iterator[Intent]
 
 
 def _cloned_serial(subject: tuple[str, str], facts: Facts) -> Iterator[Intent]:
-    for a, b in _pairs(mid for mid, _ in facts.get("mint", ())):
-        yield Intent("cloned_serial", "critical", subject,
-                     "the same GTIN and serial were minted twice", (a, b))
-    if subject[0] != "token":
+    if len(facts.get("mint", ())) >= 2:
+        for a, b in _pairs(mid for mid, _ in facts["mint"]):
+            yield Intent("cloned_serial", "critical", subject,
+                         "the same GTIN and serial were minted twice", (a, b))
+    if subject[0] != "token" or len(facts.get("packs", ())) < 2:
         return
     containers: dict[str, bytes] = {}
     for container, _root, pid in sorted(facts.get("packs", ()), key=lambda p: p[2]):

@@ -80,7 +80,9 @@ class Store:
     def open(cls, path: Path | str, *, create: bool = True) -> Store:
         path = Path(path)
         try:
-            db = plyvel.DB(str(path), create_if_missing=create)
+            # Bloom filters: ingest looks up many keys that do not exist yet (new
+            # objects' facts), and a filter answers those without reading a block.
+            db = plyvel.DB(str(path), create_if_missing=create, bloom_filter_bits=10)
         except plyvel.IOError as exc:
             raise StorageError(f"cannot open database {path}: {exc}") from exc
         except plyvel.Error as exc:
