@@ -158,11 +158,12 @@ class Node:
                     await nursery.start(self.writer.run)
                     for service in self.services:
                         await nursery.start(service)
-                    self.url = await nursery.start(self._serve_rpc)
-                    self._write_addr(self.url)
-                    log.info("event=node.started did=%s url=%s network=%s", self.did, self.url,
+                    url: str = await nursery.start(self._serve_rpc)
+                    self.url = url
+                    self._write_addr(url)
+                    log.info("event=node.started did=%s url=%s network=%s", self.did, url,
                              self.genesis.network_id.hex()[:16])
-                    task_status.started(self.url)
+                    task_status.started(url)
         finally:
             self.close()
             log.info("event=node.stopped did=%s", self.did)

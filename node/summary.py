@@ -386,10 +386,10 @@ def token_view(reader: Reader, tid: bytes, now: int) -> dict[str, Any]:
         sensors += _readings(reader, crecs, number)
         scans += _scans(reader, crecs)
         customs += _customs_list(reader, cfacts.get("customs", ()), number)
-    current = [c for c in containers if c["current"]]
+    inside = [c for c in containers if c["current"]]
     recalls = sorted(set(facts.get("recalls", ())) | set(lot_recalls))
     status = _token_status(reader, facts, custody, cloned, len(packed) > 1, bool(recalls),
-                           current, cfacts_all)
+                           inside, cfacts_all)
     expiry = mint_json["expiry"] if mint_json else None
     return {
         "token": tid,

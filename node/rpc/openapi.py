@@ -108,8 +108,8 @@ def _query(name: str, s: dict[str, Any], desc: str) -> dict[str, Any]:
 
 def _obj(props: dict[str, Any], required: list[str] | None = None, *, closed: bool = False
          ) -> dict[str, Any]:
-    out = {"type": "object", "properties": props,
-           "required": required if required is not None else list(props)}
+    out: dict[str, Any] = {"type": "object", "properties": props,
+                           "required": required if required is not None else list(props)}
     if closed:
         out["additionalProperties"] = False
     return out
