@@ -76,6 +76,10 @@ class _Batch:
         self.ws = WriteSet()
         self.heads: dict[bytes, Head] = {}
         self.facts: dict[bytes, F.Facts] = {}
+        # Per key, the SET fields of `facts[key]` still shared with the ledger's facts
+        # cache: copied on their first change (`join`), so an uncommitted batch never
+        # alters the cache and loading cached facts costs no deep copy.
+        self.shared: dict[bytes, set[str]] = {}
         self.dirty: set[bytes] = set()
         self.records: dict[bytes, Record] = {}
         self.object_ids: dict[bytes, list[bytes]] = {}
@@ -91,11 +95,20 @@ class _Batch:
         return rid in self.records or self.ledger.store.has_record(rid)
 
     def get_facts(self, key: bytes) -> F.Facts:
+        """An object's facts as this batch sees them: read them, change them with `join`."""
         f = self.facts.get(key)
         if f is None:
-            f = self.ledger._load_facts(key)
+            f, shared = self.ledger._batch_facts(key)
+            if shared:
+                self.shared[key] = shared
             self.facts[key] = f
         return f
+
+    def join(self, fact: F.Fact) -> None:
+        f = self.get_facts(fact.key)
+        shared = self.shared.get(fact.key)
+        if F.join_cow(f, fact, shared) if shared else F.join(f, fact):
+            self.dirty.add(fact.key)
 
 
 class Ledger:
@@ -121,6 +134,7 @@ class Ledger:
         self._heads: dict[bytes, Head] = {}
         self._root: tuple[int, bytes] | None = None
         self._listeners: list[Any] = []
+        self._own_ts_of: tuple[bytes, int] = (b"", 0)  # (our head id, its ts)
         net = store.meta("network")
         if net is None:
             ws = WriteSet()
@@ -173,6 +187,15 @@ class Ledger:
             return {k: set(v) if isinstance(v, set) else v for k, v in f.items()}
         raw = self.store.facts_raw(key)
         return F.decode_facts(raw) if raw is not None else {}
+
+    def _batch_facts(self, key: bytes) -> tuple[F.Facts, set[str] | None]:
+        """Facts for a batch to build on, and which of their SET fields the cache shares."""
+        f = self._facts_cache.get(key)
+        if f is not None:
+            self._facts_cache.move_to_end(key)
+            return dict(f), {k for k, v in f.items() if type(v) is set}
+        raw = self.store.facts_raw(key)
+        return (F.decode_facts(raw) if raw is not None else {}), None
 
     def state_root(self) -> bytes:
         """One hash over the whole derived state: a Merkle root over the sorted facts."""
@@ -261,8 +284,10 @@ class Ledger:
         head = self.head(self.own.public.raw)
         if head is None:
             return 0
-        r = self.record(head.id)
-        return r.ts if r else 0
+        if self._own_ts_of[0] != head.id:  # read the head record once per head, not per call
+            r = self.record(head.id)
+            self._own_ts_of = (head.id, r.ts if r else 0)
+        return self._own_ts_of[1]
 
     def _ingest(self, records: Sequence[Record], now: int) -> list[Outcome]:
         batch = _Batch(self)
@@ -313,12 +338,15 @@ class Ledger:
     def _place(self, r: Record, b: _Batch, queue: deque[Record]) -> Outcome:
         if r.network != self.network:
             return self._reject("network", "record of another network")
-        if b.has(r.id):
+        head = b.head(r.author)
+        # A stored record sits in its author's feed at its own seq, and heads only
+        # grow: a record past the head cannot be stored yet, so only one at or below
+        # the head needs a lookup (the id commits to author and seq).
+        if head is not None and r.seq <= head.seq and b.has(r.id):
             return Outcome("duplicate", r.id)
         fork = self.forked.get(r.author)
         if fork is not None and r.seq >= fork:
             return self._reject("author.forked", "author's feed is forked at or before this seq", 0)
-        head = b.head(r.author)
         placement = classify(r, head)
         if placement is Placement.KNOWN:
             existing = b.records.get(r.id) or self._feed_record(b, r.author, r.seq)
@@ -374,8 +402,7 @@ class Ledger:
                 seen.add(fact.key)
                 ws.put(b"O" + fact.key + b"\x00" + r.id, b"")
                 b.object_ids.setdefault(fact.key, []).append(r.id)
-            if F.join(b.get_facts(fact.key), fact):
-                b.dirty.add(fact.key)
+            b.join(fact)
         if r.type in _CREDENTIAL_TYPES:
             apply_statement(self.creds, r)
             self._after_statement(r, b, queue)
@@ -404,8 +431,7 @@ class Ledger:
         b.ws.put(b"E" + a.author + u64(seq) + b"".join(ids), proof.to_bytes())
         key = F.author_key(a.author)
         for rid in ids:
-            if F.join(b.get_facts(key), F.Fact(key, "fork", (seq, rid))):
-                b.dirty.add(key)
+            b.join(F.Fact(key, "fork", (seq, rid)))
         self.stats[("fork", "detected")] += 1
         log.warning("feed fork author=%s seq=%d", a.author.hex()[:16], seq)
         old = self.forked.get(a.author)
