@@ -48,5 +48,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.rpc_port is not None and not 0 <= args.rpc_port <= 65535:
         raise ConfigError("--rpc-port must be 0..65535")
     node = Node(d, config=cfg, rpc_port=args.rpc_port)
-    trio.run(node.run)
+    try:
+        trio.run(node.run)
+    except BaseExceptionGroup as group:
+        raise _single(group) from group
     return 0
+
+
+def _single(group: BaseExceptionGroup[Any]) -> BaseException:
+    """The one error inside nested nursery groups (so the CLI can print it in one line)."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc

@@ -33,6 +33,7 @@ from hypercorn.trio import serve
 from crypto.didkey import did_from_public
 from node.config import Config
 from node.datadir import DataDir
+from node.errors import ConfigError
 from node.ledger import Ledger
 from node.rpc import sse
 from node.rpc.app import Api, create_app
@@ -183,6 +184,12 @@ class Node:
         cfg.keep_alive_max_requests = 1_000_000
         cfg.backlog = 1024
 
+        try:  # fail early, with one clear line, if the address is taken
+            for sock in cfg.create_sockets().insecure_sockets:
+                sock.close()
+        except OSError as exc:
+            raise ConfigError(f"cannot listen for RPC on {host}:{self.rpc_port}: "
+                              f"{exc.strerror or exc}") from exc
         async with trio.open_nursery() as inner:
             binds = await inner.start(partial(serve, create_app(api), cfg,  # type: ignore[arg-type]
                                               shutdown_trigger=self._stopping.wait))

@@ -148,3 +148,16 @@ def test_sigterm_stops_the_node_within_5s(tmp_path: Path) -> None:
     assert not (p.data.path / "rpc.addr").exists()
     follow.wait(10)
     assert follow.returncode == 0  # the stream ended cleanly with the node
+
+
+def test_rpc_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
+    p = provision(tmp_path / "node")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = subprocess.run([*SEALCHAIN, "run", "--data", str(p.data.path), "--rpc-port",
+                            str(port)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"sealchain: cannot listen for RPC on 127.0.0.1:{port}: Address already in use")
