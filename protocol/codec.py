@@ -18,7 +18,8 @@ bytes) is a `DecodeError`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 import msgpack
@@ -110,9 +111,21 @@ def decode(data: bytes) -> Value:
     _check_decoded(value, 0)
     # Maps are in wire order, which `_check_decoded` found sorted, so packing the
     # decoded value as it is gives the canonical encoding: it must be `data`.
-    if msgpack.packb(value, use_bin_type=True) != data:
+    if _packer()(value) != data:
         raise DecodeError("not canonical: re-encoding gives different bytes")
     return value
+
+
+_local: Final = threading.local()
+
+
+def _packer() -> Callable[[Value], bytes]:
+    """This thread's packer (`msgpack.packb` sets up a new one, and its 256 KiB buffer, per call)."""
+    try:
+        pack: Callable[[Value], bytes] = _local.pack
+    except AttributeError:
+        pack = _local.pack = msgpack.Packer(use_bin_type=True).pack
+    return pack
 
 
 _SCALARS: Final = frozenset({str, bytes, bool, int, type(None)})
