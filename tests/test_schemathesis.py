@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.rpc_helpers import ROOT, provision, start, stop
+from tests.rpc_helpers import provision, start, stop
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +47,7 @@ def test_api_conforms_to_its_openapi_document(tmp_path: Path) -> None:
              "--checks", CHECKS, "--max-examples", "10", "--seed", "1", "--workers", "1",
              "--request-timeout", "10", "--exclude-path", "/v1/alerts/stream",
              "--report-dir", str(tmp_path / "report")],
-            cwd=ROOT, capture_output=True, text=True, timeout=240, env=env)
+            cwd=tmp_path, capture_output=True, text=True, timeout=240, env=env)
     finally:
         stop(proc)
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-2000:]
