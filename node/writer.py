@@ -46,8 +46,8 @@ from protocol.errors import Error, ValidationError
 
 log = logging.getLogger("sealchain.writer")
 
-QUEUE_BOUND: Final = 4096  # jobs waiting for the writer; senders wait beyond it
-MAX_GROUP: Final = 20_000  # records in one group commit
+QUEUE_BOUND: Final = 1024  # jobs waiting for the writer; senders wait beyond it
+MAX_GROUP: Final = 5_000  # records in one group commit (bounds how long readers wait for `lock`)
 _HANDOVER: Final = ("handover.offer", "handover.accept")
 _CREDENTIALS: Final = ("credential.issue", "credential.delegate", "credential.revoke")
 _CHECKED: Final = frozenset({*_HANDOVER, *_CREDENTIALS})  # always checked one by one

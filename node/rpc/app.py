@@ -358,8 +358,11 @@ class _Observe:
         finally:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
+            took = time.perf_counter() - t0
             self.metrics.requests.labels(path, scope.get("method", ""), str(status)).inc()
-            self.metrics.request_seconds.labels(path).observe(time.perf_counter() - t0)
+            self.metrics.request_seconds.labels(path).observe(took)
+            log.debug("event=rpc.request method=%s route=%s status=%d ms=%.2f",
+                      scope.get("method"), path, status, took * 1000)
 
 
 def create_app(api: Api) -> ASGIApp:
