@@ -104,8 +104,9 @@ def derive(store: Store, genesis: Genesis, progress: Progress | None = None) -> 
             objects.add(fact.key + b"\x00" + r.id)
             if not excluded:
                 F.join(facts.setdefault(fact.key, {}), fact)
-    for fact in fork_facts:
-        F.join(facts.setdefault(fact.key, {}), fact)
+    for fact in fork_facts:  # the earliest dispute of each author only
+        if fact.value[0] == forked[fact.key[1:]]:
+            F.join(facts.setdefault(fact.key, {}), fact)
     return Derived(len(records), heads, facts, objects, types, problems)
 
 

@@ -346,13 +346,18 @@ class Ledger:
             return Outcome("duplicate", r.id)
         fork = self.forked.get(r.author)
         if fork is not None and r.seq >= fork:
-            return self._reject("author.forked", "author's feed is forked at or before this seq", 0)
+            # Never stored. But one at the fork seq or just past it may show one more
+            # record in dispute there, or an earlier dispute: every order must find all.
+            other = self._conflict(b, r) if r.seq <= fork + 1 else None
+            if other is None or other.seq > fork:
+                return self._reject("author.forked", "author's feed is forked at or before this seq", 0)
+            return self._fork(b, other, r)
         placement = classify(r, head)
         if placement is Placement.KNOWN:
-            existing = b.records.get(r.id) or self._feed_record(b, r.author, r.seq)
-            if existing is None or existing.id == r.id:
+            other = self._conflict(b, r)
+            if other is None:
                 return Outcome("duplicate", r.id)
-            return self._fork(b, existing, r)
+            return self._fork(b, other, r)
         if placement is Placement.BROKEN_LINK:
             assert head is not None
             prior = self._feed_record(b, r.author, head.seq)
@@ -378,6 +383,16 @@ class Ledger:
         self._store(r, b, queue)
         queue.extend(self.pending.next_in_feed(r.author, r.seq + 1))
         return Outcome("stored", r.id)
+
+    def _conflict(self, b: _Batch, r: Record) -> Record | None:
+        """A held record that cannot share a feed with `r`, at the earliest seq in dispute:
+        the one at seq-1 that r's prev does not name, else a different one at r's seq."""
+        if r.seq > 1:
+            prior = self._feed_record(b, r.author, r.seq - 1)
+            if prior is not None and prior.id != r.prev:
+                return prior
+        existing = self._feed_record(b, r.author, r.seq)
+        return existing if existing is not None and existing.id != r.id else None
 
     def _feed_record(self, b: _Batch, author: bytes, seq: int) -> Record | None:
         for r in b.records.values():
@@ -428,17 +443,21 @@ class Ledger:
         seq = proof.seq
         ids = sorted({proof.first.id, proof.second.id}) if proof.first.seq == proof.second.seq \
             else sorted({proof.first.id, proof.second.prev or b""})
-        b.ws.put(b"E" + a.author + u64(seq) + b"".join(ids), proof.to_bytes())
         key = F.author_key(a.author)
+        old = self.forked.get(a.author)
+        if old == seq and {(seq, i) for i in ids} <= b.get_facts(key).get("fork", set()):
+            return Outcome("duplicate", c.id, "this fork is known")
+        b.ws.put(b"E" + a.author + u64(seq) + b"".join(ids), proof.to_bytes())
         for rid in ids:
             b.join(F.Fact(key, "fork", (seq, rid)))
         self.stats[("fork", "detected")] += 1
         log.warning("feed fork author=%s seq=%d", a.author.hex()[:16], seq)
-        old = self.forked.get(a.author)
         if old is None or seq < old:
             self.forked[a.author] = seq
             self.pending.drop_author(a.author)
             self._repair_author(a.author, b)
+            if old is not None:  # fork facts name the earliest dispute only
+                self._recompute(key, b)
         return Outcome("fork", c.id, f"fork of {a.author.hex()[:16]} at seq {seq}")
 
     def _repair_author(self, author: bytes, b: _Batch) -> None:
@@ -469,8 +488,11 @@ class Ledger:
             for fact in F.contributions(r, self.params):
                 if fact.key == key:
                     F.join(fresh, fact)
-        if key[:1] == b"a":  # fork facts come from proofs, not records
-            fresh["fork"] = set(b.get_facts(key).get("fork", ()))
+        if key[:1] == b"a":  # fork facts come from proofs (the earliest dispute), not records
+            at = self.forked.get(key[1:])
+            forks = {x for x in b.get_facts(key).get("fork", ()) if x[0] == at}
+            if forks:
+                fresh["fork"] = forks
         # Alerts the old facts called for are withdrawn at commit if the fresh ones do not
         # (their evidence stopped counting): alerts stay a function of the counted records.
         for intent in rules.evaluate(key, b.get_facts(key)):

@@ -124,11 +124,11 @@ def test_killed_at_random_moments_never_loses_or_forks(tmp_path: Path) -> None:
         assert exited is None, f"seed {seed} run {run}: the child died on its own:\n{err}"
         acked |= set(child.acked)
         counts.append(verify(data, acked))
-    foreign = len(records)
-    total, own = counts[-1]
     # progress: records accumulated across restarts, ours and foreign ones
-    assert total > counts[0][0]
+    total, own = counts[-1]
     assert own > counts[0][1]
-    assert total - own > foreign // 2
+    foreign = [t - o for t, o in counts]
+    assert foreign == sorted(foreign)
+    assert len(set(foreign)) >= 3, counts  # foreign ingest went on in later runs too
     grew = sum(1 for a, b in zip(counts, counts[1:], strict=False) if b[0] > a[0])
     assert grew >= KILLS // 2, counts

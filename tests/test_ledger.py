@@ -7,6 +7,7 @@ handed over and scanned.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -376,13 +377,52 @@ def test_fork_is_proved_flagged_and_alerted_once(db: Store) -> None:
     # later records of the author are refused, the fork is not alerted again
     w.tick()
     later = w.scan(s.carrier, "container", ex.CONTAINER, country="NL", seal=SEAL)
-    assert statuses(led.submit([later.wire, twin.wire], w.now)) == ["rejected", "rejected"]
-    assert led.stats[("rejected", "author.forked")] == 2
+    assert statuses(led.submit([later.wire, twin.wire], w.now)) == ["rejected", "duplicate"]
+    assert led.stats[("rejected", "author.forked")] == 1
+    assert led.stats[("fork", "detected")] == 1
     assert not db.has_record(later.id)
     assert len([e for _, e in db.alerts() if e["rule"] == "feed_fork"]) == 1
     assert audit.check(db, w.genesis) == []
     # the flag survives a restart
     assert ledger_for(db, s).forked == {s.carrier.pub: at.seq}
+
+
+def test_more_equivocations_converge_whatever_the_order(tmp_path: Path) -> None:
+    """A later second fork, a third record at the forked seq, a record naming an unseen
+    predecessor: every order ends with the earliest dispute and every record in it."""
+    w = World.create(seed=2, t0=T0)
+    c = w.party("carrier", "Twister", ["NL"])
+    xs = []
+    for _ in range(6):
+        w.tick()
+        xs.append(w.scan(c, "container", ex.CONTAINER, country="NL", seal=SEAL))
+
+    def twin(seq: int, prev: bytes | None, seal: str) -> Record:
+        at = xs[seq - 1]
+        return Record.sign(c.key, network=w.network, seq=seq, prev=prev, ts=at.ts, type="scan",
+                           body=ex.scan(at=at.ts, seal=seal))
+
+    unseen = ex.record_id("never seen")
+    extra = [twin(5, xs[3].id, "ML-9990001"), twin(3, xs[1].id, "ML-9990002"),
+             twin(3, xs[1].id, "ML-9990003"), twin(4, unseen, "ML-9990004")]
+    results = set()
+    for i, order in enumerate(itertools.permutations([*xs, *extra][3:])):
+        if i % 211:  # a spread of the 5040 orders
+            continue
+        store = Store.open(tmp_path / f"db{i}")
+        led = Ledger(store, w.genesis)
+        led.submit([r.wire for r in w.records[:1] + xs[:3]], w.now)
+        for r in order:
+            led.submit([r.wire], w.now)
+        assert audit.check(store, w.genesis) == []
+        assert led.forked == {c.pub: 3}
+        forks = led.facts(F.author_key(c.pub))["fork"]
+        assert forks == {(3, rid) for rid in (xs[2].id, extra[1].id, extra[2].id, unseen)}
+        alerts = frozenset(e["key"] for _, e in store.alerts() if "retracted" not in e)
+        assert len(alerts) == 6  # every pair of the four
+        results.add((led.state_root(), alerts))
+        store.close()
+    assert len(results) == 1
 
 
 def test_broken_link_is_a_fork(db: Store) -> None:

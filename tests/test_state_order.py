@@ -3,7 +3,9 @@
 Hypothesis builds realistic record sets with `node.scenario.World` (brands
 minting, containers packed, sealed, handed over and scanned with right and
 wrong seals, sensors with excursions and door openings, a double hand-over, a
-fork, a revocation, an author whose credential arrives after its records),
+fork (at times with more equivocations by the same author: a third record at
+the forked seq, a second fork earlier or later, a record naming an unseen
+predecessor), a revocation, an author whose credential arrives after its records),
 delivers them in several arrival orders (permutations; random chunks through
 separate `submit()` calls, some duplicated; credentials last) into fresh
 stores, and checks that every node ends with the same `state_root`, the same
@@ -54,6 +56,7 @@ class Plan:
     fork_at: int  # position in that author's feed, modulo
     revoke_author: int  # index into the carriers, modulo
     late_first: bool  # the late party writes before or after the revocation
+    more_forks: str = "none"  # further equivocations by the forked author
 
 
 plans = st.builds(
@@ -70,14 +73,15 @@ plans = st.builds(
     fork_at=st.integers(0, 20),
     revoke_author=st.integers(0, 3),
     late_first=st.booleans(),
+    more_forks=st.sampled_from(["none", "none", "triple", "earlier", "later", "claim"]),
 )
 
 
 @dataclass
 class Built:
     world: World
-    records: list[Record]  # every record, the fork's twin included
-    fork: tuple[bytes, int, bytes, bytes]  # author, seq, the two ids
+    records: list[Record]  # every record, the fork's twins included
+    fork_author: bytes
 
 
 def _issue_late(w: World, p: Party) -> Record:
@@ -162,10 +166,23 @@ def build(plan: Plan) -> Built:
     author = candidates[plan.fork_author % len(candidates)]
     feed = [r for r in w.records if r.author == author.pub]
     at = feed[plan.fork_at % len(feed)]
-    twin = Record.sign(author.key, network=w.network, seq=at.seq, prev=at.prev, ts=at.ts,
-                       type="scan", body=ex.scan(object=ex.container_ref(first), at=at.ts,
-                                                 seal="ML-9990003", place={"country": "BE"}))
-    return Built(w, [*w.records, twin], (author.pub, at.seq, at.id, twin.id))
+
+    def twin(seq: int, prev: bytes | None, n: int) -> Record:
+        ts = feed[min(seq, len(feed)) - 1].ts
+        return Record.sign(author.key, network=w.network, seq=seq, prev=prev, ts=ts, type="scan",
+                           body=ex.scan(object=ex.container_ref(first), at=ts,
+                                        seal=f"ML-999000{n}", place={"country": "BE"}))
+
+    twins = [twin(at.seq, at.prev, 3)]
+    if plan.more_forks == "triple":
+        twins.append(twin(at.seq, at.prev, 4))
+    elif plan.more_forks == "earlier" and at.seq > 1:
+        twins.append(twin(at.seq - 1, feed[at.seq - 3].id if at.seq > 2 else None, 5))
+    elif plan.more_forks == "later" and at.seq < len(feed):
+        twins.append(twin(at.seq + 1, at.id, 6))
+    elif plan.more_forks == "claim" and at.seq < len(feed):
+        twins.append(twin(at.seq + 1, ex.record_id("never seen"), 7))
+    return Built(w, [*w.records, *twins], author.pub)
 
 
 # -- the reference ----------------------------------------------------------------------
@@ -176,7 +193,16 @@ def reference(b: Built) -> tuple[dict[bytes, F.Facts], dict[bytes, str]]:
     creds = CredentialSet(b.world.genesis.authorities)
     for r in b.records:
         apply_statement(creds, r)
-    fork_author, fork_seq, a, c = b.fork
+    fork_author = b.fork_author
+    # The earliest seq in dispute, and every record id known to sit there: records at
+    # that seq, and those that records at the next seq name as their predecessor.
+    feed = [r for r in b.records if r.author == fork_author]
+    ids: dict[int, set[bytes]] = {}
+    for r in feed:
+        ids.setdefault(r.seq, set()).add(r.id)
+        if r.prev is not None:
+            ids.setdefault(r.seq - 1, set()).add(r.prev)
+    fork_seq = min(seq for seq, held in ids.items() if len(held) > 1)
 
     def counts(r: Record) -> bool:
         if r.author == fork_author and r.seq >= fork_seq:
@@ -190,7 +216,7 @@ def reference(b: Built) -> tuple[dict[bytes, F.Facts], dict[bytes, str]]:
     params = b.world.genesis.params
     facts = F.fold(f for r in b.records if counts(r) for f in F.contributions(r, params))
     ak = F.author_key(fork_author)
-    for rid in (a, c):
+    for rid in ids[fork_seq]:
         F.join(facts.setdefault(ak, {}), F.Fact(ak, "fork", (fork_seq, rid)))
     alerts = {i.key: i.rule for key, f in facts.items() for i in rules.evaluate(key, f)}
     return facts, alerts
@@ -274,10 +300,10 @@ def test_state_is_a_function_of_the_record_set(
 def test_builder_makes_what_it_promises() -> None:
     """The builder's records are valid, and the scenario really exercises each case."""
     found = set()
-    for fork_author in range(4):
+    for fork_author, more in enumerate(["none", "triple", "earlier", "later", "claim"]):
         plan = Plan(seed=1, brands=2, carriers=3, containers=2, serials=2, wrong_seal=True,
                     door=True, excursion=True, fork_author=fork_author, fork_at=2,
-                    revoke_author=1, late_first=True)
+                    revoke_author=1, late_first=True, more_forks=more)
         b = build(plan)
         _facts, alerts = reference(b)
         assert "feed_fork" in alerts.values()
@@ -310,7 +336,7 @@ def test_objects_of_records_that_stop_counting_leave_no_facts(tmp_path: Path) ->
     w.tick()
     w.create_container(brand, ex.CONTAINER_2)  # an object touched by nothing else
     early = [r for r in w.records if r.id != revoke.id]
-    b = Built(w, list(w.records), (b"", 0, b"", b""))
+    b = Built(w, list(w.records), b"")
     first = ingest(tmp_path / "a", b, [early, [revoke]])
     second = ingest(tmp_path / "b", b, [[revoke], early])
     gone = (F.token_key(tokens_of(ex.GTIN, ["K2"])[0]), F.container_key(ex.CONTAINER_2))
