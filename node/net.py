@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,9 +89,17 @@ class NetStats:
 
 
 class Network:
-    def __init__(self, ledger: Ledger, config: NetConfig) -> None:
+    def __init__(self, ledger: Ledger, config: NetConfig, *,
+                 write: Callable[[Callable[[], Any]], Awaitable[Any]] | None = None,
+                 lock: trio.Lock | None = None) -> None:
+        """`write(fn)` runs a ledger write where the node serialises them (the daemon's
+        writer, in a worker thread); `lock` guards reads of the ledger's in-memory state.
+        Without them (tests, tools) the ledger is used directly from the trio thread."""
         assert ledger.own is not None
         self.ledger = ledger
+        self._write_fn = write
+        self._lock = lock or trio.Lock()
+        self._token: trio.lowlevel.TrioToken | None = None
         self.config = config
         self.host = Host(ledger.own, listen=config.listen, psk=config.psk, gossip=config.gossip)
         self.topic = ledger.genesis.topic("records")
@@ -111,6 +119,7 @@ class Network:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self._token = trio.lowlevel.current_trio_token()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             self.host.set_stream_handler(SYNC_PROTOCOL, self._serve_sync)
@@ -292,9 +301,9 @@ class Network:
                     wires = self.ledger.store.feed(a.author, a.from_seq, a.to_seq - a.from_seq + 1)
                     await carry_out(session.supply(a.author, wires))
                 elif isinstance(a, Deliver):
-                    outcomes = self.ledger.submit_run(a.records, now_ms())
+                    outcomes = await self._ingest(a.records)
                     self.stats.sync_records_in += sum(o.status == "stored" for o in outcomes)
-                    session.update_heads(self.ledger.heads())
+                    session.update_heads(await self._heads())
                 elif isinstance(a, Fork):
                     log.warning("fork seen in sync author=%s seq=%d", a.author.hex()[:16], a.seq)
                 elif isinstance(a, Penalise):
@@ -314,7 +323,7 @@ class Network:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(ticker)
             try:
-                await carry_out(session.start(self.ledger.heads(), now_ms()))
+                await carry_out(session.start(await self._heads(), now_ms()))
                 while not done.is_set():
                     data = await stream.read(65536)
                     self.stats.sync_bytes_in += len(data)
@@ -338,14 +347,36 @@ class Network:
 
     # -- gossip ------------------------------------------------------------------------------
 
+    async def _ingest(self, records: list[Record]) -> list[Any]:
+        def write() -> list[Any]:
+            return self.ledger.submit_run(records, now_ms())
+
+        if self._write_fn is not None:
+            result: list[Any] = await self._write_fn(write)
+            return result
+        return write()
+
+    async def _heads(self) -> dict[bytes, Any]:
+        async with self._lock:
+            return self.ledger.heads()
+
     def _on_stored(self, records: list[Record], alerts: list[dict[str, Any]]) -> None:
+        # Called after every durable write, possibly in the writer's worker thread:
+        # hand our own fresh records to the trio thread for gossip.
         own = self.ledger.own.public.raw if self.ledger.own else b""
+        fresh = [r for r in records if r.author == own]
+        if fresh and self._token is not None and self.config.gossip:
+            try:
+                self._token.run_sync_soon(self._enqueue, fresh)
+            except trio.RunFinishedError:
+                pass
+
+    def _enqueue(self, records: list[Record]) -> None:
         for r in records:
-            if r.author == own:
-                try:
-                    self._outbox_send.send_nowait(r)
-                except trio.WouldBlock:  # sync will carry it
-                    self.stats.gossip_dropped += 1
+            try:
+                self._outbox_send.send_nowait(r)
+            except trio.WouldBlock:  # sync will carry it
+                self.stats.gossip_dropped += 1
 
     async def _gossip_out(self) -> None:
         while True:
@@ -395,7 +426,7 @@ class Network:
                 except Error:
                     continue
             self.stats.gossip_records_in += len(records)
-            outcomes = self.ledger.submit_run(records, now_ms())
+            outcomes = await self._ingest(records)
             if any(o.status == "pending" for o in outcomes):
                 self.request_sync()
 
