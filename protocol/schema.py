@@ -12,11 +12,17 @@ field (declared with `default=None`) is omitted when absent; an explicit nil is
 rejected, so a body has one encoding. Unknown fields are rejected.
 
 Cross-field rules go in a `validate(self)` method, run after the fields parse.
+
+Decoding is hot, so each class's parser is compiled from its field table on
+first use (`_compile_parser`) and tested against the plain one
+(`Struct._parse_reference`); checks used thousands of times per record have
+fast paths (`fast_path`, `memo`), each tested against its reference check.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import operator
 import re
 import types
@@ -41,48 +47,35 @@ class Struct:
 
     @classmethod
     def from_value(cls: type[T], value: Any, path: str = "body") -> T:
+        """Parse and validate the wire map `value`; errors name fields under `path`."""
+        try:
+            parse = cls.__dict__["_parser"]
+        except KeyError:
+            parse = _compile_parser(cls)
+            type.__setattr__(cls, "_parser", parse)
+        return parse(value, path)  # type: ignore[no-any-return]
+
+    @classmethod
+    def _parse_reference(cls: type[T], value: Any, path: str) -> T:
+        """What `from_value` does, written plainly: the reference the compiled
+        parsers are tested against, and the parser of classes that cannot be
+        compiled (see `_compile_parser`)."""
         if type(value) is not dict:
             raise ValidationError(path, "type", "expected a map")
-        rows, direct, validate = cls._parse_table()
-        if direct:
-            # Fill the slots directly: the same object `cls(**kwargs)` makes, for
-            # less work per field (decoding is hot).
-            obj = _new(cls)
-            n = 0
-            for name, check, required, suffix, setter, default in rows:
-                if name in value:
-                    raw = value[name]
-                    if raw is None:
-                        raise ValidationError(
-                            path + suffix, "null", "nil is not allowed: omit the field"
-                        )
-                    setter(obj, check(raw, path + suffix))
-                    n += 1
-                elif required:
-                    raise ValidationError(path + suffix, "required", "missing field")
-                else:
-                    setter(obj, default)
-        else:
-            kwargs: dict[str, Any] = {}
-            for name, check, required, suffix, _, _ in rows:
-                if name in value:
-                    raw = value[name]
-                    if raw is None:
-                        raise ValidationError(
-                            path + suffix, "null", "nil is not allowed: omit the field"
-                        )
-                    kwargs[name] = check(raw, path + suffix)
-                elif required:
-                    raise ValidationError(path + suffix, "required", "missing field")
-            n = len(kwargs)
-        if n != len(value):
-            known = {n for n, _, _ in cls._field_table()}
-            extra = sorted(str(k) for k in value if k not in known)
-            raise ValidationError(f"{path}.{extra[0]}", "unknown", "unknown field")
-        if not direct:
-            obj = cls(**kwargs)
-        if validate is not None:
-            validate(obj, path)
+        kwargs: dict[str, Any] = {}
+        for name, check, required in cls._field_table():
+            sub = f"{path}.{name}"
+            if name in value:
+                raw = value[name]
+                if raw is None:
+                    raise ValidationError(sub, "null", "nil is not allowed: omit the field")
+                kwargs[name] = check(raw, sub)
+            elif required:
+                raise ValidationError(sub, "required", "missing field")
+        if len(kwargs) != len(value):
+            _unknown_field(cls, value, path)
+        obj = cls(**kwargs)
+        obj.validate(path)
         return obj
 
     @classmethod
@@ -103,37 +96,6 @@ class Struct:
         type.__setattr__(cls, "_fields_cache", table)
         return table
 
-    @classmethod
-    def _parse_table(cls) -> _ParseTable:
-        """What `from_value` needs, built once per class (decoding is hot).
-
-        Rows are `_field_table` rows with each field's path suffix, slot setter
-        and default. `direct` says the slots may be filled directly: every field
-        is a checked slot and no `__post_init__` would be skipped. `validate` is
-        None when the class has no cross-field rules.
-        """
-        try:
-            return cls.__dict__["_parse_cache"]  # type: ignore[no-any-return]
-        except KeyError:
-            pass
-        fields = {fl.name: fl for fl in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        checked = cls._field_table()
-        setters = {name: _slot_setter(cls, name) for name in fields}
-        direct = (
-            len(checked) == len(fields)
-            and all(setters.values())
-            and all(r or fields[n].default is not _REQUIRED for n, _, r in checked)
-            and not hasattr(cls, "__post_init__")
-        )
-        rows = tuple(
-            (n, c, r, f".{n}", setters[n] or _no_setter, fields[n].default)
-            for n, c, r in checked
-        )
-        validate = None if cls.validate is Struct.validate else cls.validate
-        table = (rows, direct, validate)
-        type.__setattr__(cls, "_parse_cache", table)
-        return table
-
     def validate(self, path: str) -> None:
         """Cross-field rules; override where a body has them."""
 
@@ -146,16 +108,74 @@ class Struct:
         return out
 
 
-_ParseTable = tuple[
-    tuple[tuple[str, Check, bool, str, Callable[[Any, Any], None], Any], ...],
-    bool,
-    Callable[[Any, str], None] | None,
-]
-_new: Final = object.__new__
+def _unknown_field(cls: type[Struct], value: dict[Any, Any], path: str) -> None:
+    known = {n for n, _, _ in cls._field_table()}
+    extra = sorted(str(k) for k in value if k not in known)
+    raise ValidationError(f"{path}.{extra[0]}", "unknown", "unknown field")
 
 
-def _no_setter(obj: Any, value: Any) -> None:
-    raise AssertionError("a class without slot setters is built with its __init__")
+def _nil(path: str) -> None:
+    raise ValidationError(path, "null", "nil is not allowed: omit the field")
+
+
+def _missing(path: str) -> None:
+    raise ValidationError(path, "required", "missing field")
+
+
+def _compile_parser(cls: type[Struct]) -> Callable[[Any, str], Any]:
+    """A parser for `cls` specialised to its fields, as dataclasses builds `__init__`.
+
+    Decoding runs it for every map of every record, so it does per field only
+    what the field needs: a lookup, the nil and required rules, the check, and
+    a direct write of the slot (bypassing the frozen `__setattr__`, as the
+    dataclass `__init__` does). It decides exactly as `_parse_reference` does
+    (tested against it). A class whose fields are not all checked slots with
+    defaults where optional, or that has a `__post_init__`, keeps the reference.
+    """
+    fields = {fl.name: fl for fl in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    checked = cls._field_table()
+    setters = {name: _slot_setter(cls, name) for name in fields}
+    if not (
+        len(checked) == len(fields)
+        and all(setters.values())
+        and all(required or fields[n].default is not _REQUIRED for n, _, required in checked)
+        and not hasattr(cls, "__post_init__")
+    ):
+        return functools.partial(cls._parse_reference.__func__, cls)  # type: ignore[attr-defined]
+    env: dict[str, Any] = {
+        "cls": cls, "_new": object.__new__, "_nil": _nil, "_missing": _missing,
+        "_unknown_field": _unknown_field, "_validate": cls.validate,
+        "ValidationError": ValidationError,
+    }
+    lines = [
+        "def parse(value, path):",
+        "    if type(value) is not dict:",
+        "        raise ValidationError(path, 'type', 'expected a map')",
+        "    obj = _new(cls)",
+        "    n = 0",
+    ]
+    for i, (name, check, required) in enumerate(checked):
+        env[f"_check{i}"], env[f"_set{i}"] = check, setters[name]
+        env[f"_default{i}"] = fields[name].default
+        suffix = f".{name}"
+        lines += [
+            f"    if {name!r} in value:",
+            f"        raw = value[{name!r}]",
+            "        if raw is None:",
+            f"            _nil(path + {suffix!r})",
+            f"        _set{i}(obj, _check{i}(raw, path + {suffix!r}))",
+            "        n += 1",
+            "    else:",
+            f"        _missing(path + {suffix!r})" if required else f"        _set{i}(obj, _default{i})",
+        ]
+    lines += ["    if n != len(value):", "        _unknown_field(cls, value, path)"]
+    if cls.validate is not Struct.validate:  # the base has no rules: skip the call
+        lines.append("    _validate(obj, path)")
+    lines.append("    return obj")
+    exec("\n".join(lines), env)  # field names only: no outside input
+    parse: Callable[[Any, str], Any] = env["parse"]
+    parse.__qualname__ = f"{cls.__qualname__}.from_value"
+    return parse
 
 
 def _slot_setter(cls: type, name: str) -> Callable[[Any, Any], None] | None:

@@ -8,6 +8,7 @@ they apply to; `verify=False` skips the signature and nothing else.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import msgpack
@@ -22,6 +23,7 @@ from protocol import identifiers as ids
 from protocol.bodies.common import CSET82, SERIAL
 from protocol.envelope import MAX_RECORD, SIGNING_DOMAIN, VERSION, Record, record_id
 from protocol.errors import DecodeError, LocalProtocolError, ValidationError
+from protocol.genesis import Params
 from tests import examples as ex
 
 KEY = SigningKey(bytes([7]) * 32)
@@ -531,3 +533,70 @@ def test_remembered_object_refs_agree_with_the_reference(refs: list[dict[str, An
 
     for v in refs + refs:
         assert _outcome(GOODS_REF, v) == _outcome(reference, v)
+
+
+# The struct classes and valid wire maps of each, nested ones included.
+def _struct_samples() -> list[tuple[type[schema.Struct], dict[str, Any]]]:
+    out: list[tuple[type[schema.Struct], dict[str, Any]]] = []
+
+    def visit(cls: type[schema.Struct], value: dict[str, Any]) -> None:
+        out.append((cls, value))
+        obj = cls.from_value(value, "body")
+        for name, _, _ in cls._field_table():
+            sub, v = getattr(obj, name), value.get(name)
+            if isinstance(sub, schema.Struct) and isinstance(v, dict):
+                visit(type(sub), v)
+            elif isinstance(sub, tuple) and sub and isinstance(sub[0], schema.Struct):
+                visit(type(sub[0]), v[0])
+
+    for name, build in sorted({**ex.EXAMPLES, **ex.VARIANTS}.items()):
+        visit(schema.TYPES[name.split("/")[0]], build())
+    visit(Params, dataclasses.asdict(Params()))  # fields with non-nil defaults
+    return out
+
+
+SAMPLES = _struct_samples()
+
+
+def _parse_outcome(parse: Any, value: Any) -> Any:
+    try:
+        obj = parse(value, "body")
+    except ValidationError as exc:
+        return ("error", exc.field, exc.rule, exc.detail)
+    return ("ok", obj, obj.to_value())
+
+
+_junk = st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=3) | st.binary(max_size=2)
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, len(SAMPLES) - 1), st.data())
+def test_compiled_parsers_agree_with_the_reference(i: int, data: st.DataObject) -> None:
+    cls, value = SAMPLES[i]
+    value = dict(value)
+    names = sorted(n for n, _, _ in cls._field_table())
+    for _ in range(data.draw(st.integers(0, 2))):
+        how = data.draw(st.sampled_from(["drop", "set", "add"]))
+        if how == "add":
+            value[data.draw(st.sampled_from(["zz", "a", "kind"]))] = data.draw(_junk)
+        else:
+            name = data.draw(st.sampled_from(names))
+            if how == "drop":
+                value.pop(name, None)
+            else:
+                value[name] = data.draw(_junk)
+    assert _parse_outcome(cls.from_value, value) == _parse_outcome(cls._parse_reference, value)
+    assert _parse_outcome(cls.from_value, [value]) == _parse_outcome(cls._parse_reference, [value])
+
+
+def test_a_struct_that_cannot_be_compiled_keeps_the_reference_parser() -> None:
+    @dataclasses.dataclass(frozen=True, kw_only=True)  # no slots: nothing to write directly
+    class Loose(schema.Struct):
+        n: int = schema.f(schema.integer(0, 9))
+        s: str | None = schema.f(schema.string(5), default=None)
+
+    assert Loose.from_value({"n": 3}, "x") == Loose(n=3)
+    with pytest.raises(ValidationError) as info:
+        Loose.from_value({"n": 3, "t": 1}, "x")
+    assert (info.value.field, info.value.rule) == ("x.t", "unknown")
+    assert isinstance(Loose.__dict__["_parser"], functools.partial)
