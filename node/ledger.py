@@ -429,9 +429,25 @@ class Ledger:
             queue.extend(self.pending.by_author(subject))
         elif r.type == "credential.revoke":
             target = self.creds.get(body.credential)
-            if target is not None:
-                subject = target.delegate if isinstance(target, Delegation) else target.subject
-                self._repair_author(subject, b)
+            if target is None:
+                return
+            subject = target.delegate if isinstance(target, Delegation) else target.subject
+        else:
+            return
+        # Stored records may stop counting (a revocation) or count again (a renewal that
+        # covers a revoked span): the subject's own, and its devices' (their delegations
+        # hang on its grant).
+        for author in [subject, *self._delegates_of(subject, b)]:
+            if b.head(author) is not None:
+                self._repair_author(author, b)
+
+    def _delegates_of(self, delegator: bytes, b: _Batch) -> list[bytes]:
+        out: set[bytes] = set()
+        stored = (self.record(rid) for rid in self.store.by_type("credential.delegate"))
+        for d in [*stored, *b.records.values()]:
+            if d is not None and d.type == "credential.delegate" and d.author == delegator:
+                out.add(d.body.delegate)  # type: ignore[attr-defined]
+        return sorted(out)
 
     # -- forks and repair ----------------------------------------------------------------
 
