@@ -20,18 +20,19 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from crypto import merkle
 from crypto.didkey import did_from_public
 from crypto.errors import Error
 from node import facts as F
-from protocol.bodies import token_id
+from protocol.bodies import MANIFEST_CHUNK, token_id
 from protocol.envelope import Record
 
 MAX_LISTED = 1000  # readings and scans listed per view (the newest)
+MAX_CACHED_ITEMS = 200_000  # larger manifests' trees are rebuilt for each proof
 
 
 class SummaryError(Error):
@@ -238,7 +239,7 @@ def container_view(reader: Reader, number: str) -> dict[str, Any]:
     custody = container_custody(reader, number, facts)
     m = current_manifest(reader, facts)
     seals = sorted(facts.get("seals", ()))
-    records = _records(reader, key)
+    records = _observations(reader, key, facts)
     created = None
     if facts.get("create"):
         cid = _first(reader, facts["create"])[0]
@@ -295,9 +296,25 @@ def _custody_json(reader: Reader, c: Custody | None) -> dict[str, Any] | None:
             "disputed": c.disputed, "conflicting_offers": c.conflicting, "pending": c.pending}
 
 
-def _records(reader: Reader, key: bytes) -> list[Record]:
+# Fact fields whose tuples hold the ids of records other than scans and sensor readings
+# (at these positions); `_observations` need not decode those (pack chunks are large).
+_NOT_OBSERVATIONS: Final = {"mint": (0,), "packs": (2, 5), "recalls": (0,), "create": (0,),
+                            "seals": (1,), "unpacks": (1,), "offers": (1,), "accepts": (1,),
+                            "customs": (1,), "shipments": (1,), "status": (1,),
+                            "declarations": (0,)}
+
+
+def _observations(reader: Reader, key: bytes, facts: F.Facts) -> list[Record]:
+    """The scans and sensor readings concerning an object (that still count)."""
+    skip: set[Any] = set()
+    for name, positions in _NOT_OBSERVATIONS.items():
+        value = facts.get(name)
+        for t in ([value] if isinstance(value, tuple) else value or ()):
+            skip.update(t[i] for i in positions if i < len(t))
     out = []
     for rid in reader.record_ids(key):
+        if rid in skip:
+            continue
         r = reader.record(rid)
         if r is not None and reader.counts(r):
             out.append(r)
@@ -372,12 +389,12 @@ def token_view(reader: Reader, tid: bytes, now: int) -> dict[str, Any]:
     containers = []
     cfacts_all = []
     sensors: list[dict[str, Any]] = []
-    scans = _scans(reader, _records(reader, key))
+    scans = _scans(reader, _observations(reader, key, facts))
     customs = _customs_list(reader, facts.get("customs", ()), tid.hex())
     for number, root, pid, current, _unpacker in packed:
         cfacts = reader.facts(F.container_key(number))
         cfacts_all.append(cfacts)
-        crecs = _records(reader, F.container_key(number))
+        crecs = _observations(reader, F.container_key(number), cfacts)
         ccust = container_custody(reader, number, cfacts)
         containers.append({"container": number, "root": root, "record": pid, "current": current,
                            "seal_status": seal_state(cfacts),
@@ -549,11 +566,13 @@ def shipment_view(reader: Reader, sid: str) -> dict[str, Any]:
 # -- inclusion proofs ------------------------------------------------------------------
 
 
-def inclusion_proof(reader: Reader, number: str, tid: bytes) -> dict[str, Any]:
+def inclusion_proof(reader: Reader, number: str, tid: bytes,
+                    cache: MutableMapping[Any, Any] | None = None) -> dict[str, Any]:
     """A Merkle inclusion proof that token `tid` is in container `number`'s manifest.
 
     A third party checks it with `crypto.merkle.verify_inclusion(tid, index, size,
     proof, root)` against the `root` of the signed container.pack record `record`.
+    `cache` (optional, e.g. a small LRU) keeps built trees by manifest.
     """
     facts = reader.facts(F.container_key(number))
     if not facts:
@@ -563,21 +582,27 @@ def inclusion_proof(reader: Reader, number: str, tid: bytes) -> dict[str, Any]:
         raise NotFound(f"container {number} has no manifest")
     if not m.complete:
         raise Conflict(f"manifest of {number} has {len(m.present)} of {m.chunks} chunks")
-    items: list[bytes] = []
-    holder = None
-    for chunk in range(m.chunks):
-        r = reader.record(m.present[chunk])
-        if r is None:
-            raise Conflict(f"pack record {m.present[chunk].hex()} is missing")
-        if tid in r.body.items:
-            holder = r
-        items.extend(r.body.items)
+    chunk_ids = tuple(m.present[i] for i in range(m.chunks))
+    built = cache.get((m.root, chunk_ids)) if cache is not None else None
+    if built is None:
+        items: list[bytes] = []
+        for rid in chunk_ids:
+            r = reader.record(rid)
+            if r is None:
+                raise Conflict(f"pack record {rid.hex()} is missing")
+            items.extend(r.body.items)
+        tree = merkle.MerkleTree(items)
+        if tree.root != m.root:
+            raise Conflict(f"the chunks of {number} do not add up to the root they name")
+        built = (items, tree)
+        if cache is not None and len(items) <= MAX_CACHED_ITEMS:
+            cache[(m.root, chunk_ids)] = built
+    items, tree = built
     index = bisect_left(items, tid)
-    if holder is None or index >= len(items) or items[index] != tid:
+    if index >= len(items) or items[index] != tid:
         raise NotFound(f"token {tid.hex()} is not in the manifest of {number}")
-    tree = merkle.MerkleTree(items)
-    if tree.root != m.root:
-        raise Conflict(f"the chunks of {number} do not add up to the root they name")
+    holder = reader.record(chunk_ids[index // MANIFEST_CHUNK])
+    assert holder is not None
     return {"container": number, "token": tid, "root": m.root, "index": index,
             "size": len(items), "proof": tree.inclusion_proof(index), "record": holder.id,
             "chunk": holder.body.chunk, "packed_by": party(reader, holder.author)}

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from starlette.applications import Starlette
@@ -55,6 +56,27 @@ class Api:
     status: Callable[[], dict[str, Any]]
     clock: Callable[[], int]
     heartbeat: float = 15.0
+    proofs: Lru = field(default_factory=lambda: Lru(4))  # Merkle trees of recent manifests
+
+
+class Lru(OrderedDict[Any, Any]):
+    """A small least-recently-used map."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        return default
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
 
 
 # -- responses and errors ---------------------------------------------------------------
@@ -275,7 +297,7 @@ async def get_proof(api: Api, request: Request) -> Response:
     number = jsonio.parse_container(request.path_params["id"], "id")
     tid = jsonio.parse_id(request.path_params["token"], "token")
     async with api.writer.lock:
-        return json_response(summary.inclusion_proof(_reader(api), number, tid))
+        return json_response(summary.inclusion_proof(_reader(api), number, tid, api.proofs))
 
 
 async def get_shipment(api: Api, request: Request) -> Response:
