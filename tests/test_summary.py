@@ -261,3 +261,16 @@ def test_shipment_view(store: Store) -> None:
     assert S.token_view(reader, j.tokens[0], w.now)["status"] == "in transit"
     with pytest.raises(S.NotFound):
         S.shipment_view(reader, "NOPE")
+
+
+def test_inclusion_proof_reuses_a_cached_tree(store: Store) -> None:
+    j = Journey(10)
+    reader = load(store, j.w)
+    cache: dict[object, object] = {}
+    first = S.inclusion_proof(reader, BOX, j.tokens[3], cache)
+    assert len(cache) == 1
+    again = S.inclusion_proof(reader, BOX, j.tokens[3], cache)
+    assert again == first
+    other = S.inclusion_proof(reader, BOX, j.tokens[9], cache)
+    merkle.verify_inclusion(j.tokens[9], other["index"], other["size"], other["proof"],
+                            other["root"])
