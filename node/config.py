@@ -66,11 +66,21 @@ class LimitsSection:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PushSection:
+    providers: tuple[str, ...] = ()
+    jurisdictions: tuple[str, ...] = ()
+    marks: tuple[str, ...] = ()
+    brands: tuple[str, ...] = ()
+    min_severity: str = "info"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     node: NodeSection = field(default_factory=NodeSection)
     p2p: P2PSection = field(default_factory=P2PSection)
     rpc: RpcSection = field(default_factory=RpcSection)
     limits: LimitsSection = field(default_factory=LimitsSection)
+    push: PushSection = field(default_factory=PushSection)
 
     @classmethod
     def load(cls, path: Path) -> Config:
@@ -100,6 +110,10 @@ class Config:
             raise ConfigError(f"{where}: [node] log_level must be one of {', '.join(LEVELS)}")
         if not 0 <= cfg.rpc.port <= 65535:
             raise ConfigError(f"{where}: [rpc] port must be 0..65535")
+        if cfg.push.min_severity not in ("info", "low", "medium", "high", "critical"):
+            raise ConfigError(f"{where}: [push] min_severity must be info, low, medium, high or critical")
+        if any("/p2p/" not in a for a in cfg.push.providers + cfg.p2p.bootstrap):
+            raise ConfigError(f"{where}: peer addresses must end in /p2p/<peer id>")
         if cfg.p2p.psk and len(cfg.p2p.psk) != 64:
             raise ConfigError(f"{where}: [p2p] psk must be 64 hex characters")
         return cfg

@@ -51,6 +51,12 @@ SWITCH_INTERVAL_S: Final = 0.0005
 Service = Callable[..., Awaitable[Any]]  # async def svc(*, task_status=...)
 
 
+def public_key_of_did(did: str) -> bytes:
+    from crypto.didkey import public_from_did
+
+    return public_from_did(did).raw
+
+
 def peer_id(public_key: bytes) -> str:
     """The libp2p peer id of an Ed25519 key: identity multihash of its protobuf PublicKey."""
     import base58
@@ -72,7 +78,7 @@ class Node:
     def __init__(self, data: Path | str | DataDir, *, config: Config | None = None,
                  rpc_host: str | None = None, rpc_port: int | None = None,
                  handle_signals: bool = True, clock: Callable[[], int] = now_ms,
-                 passphrase: bytes | None = None) -> None:
+                 passphrase: bytes | None = None, network: bool = True) -> None:
         self.data = data if isinstance(data, DataDir) else DataDir(data)
         self.config = config or self.data.config()
         self.key = self.data.key(passphrase)
@@ -95,11 +101,15 @@ class Node:
         self._new_alerts = False
         self.ledger.on_stored(self._stored)
         self.writer.after_group = self._after_group
-        # Further services (the p2p network) go here; each `fn(*, task_status)`.
+        # Further services go here; each `fn(*, task_status)`.
         self.services: list[Service] = []
-        # What the network reports for /v1/status (set by the p2p service when it exists).
+        # What the network reports for /v1/status.
         self.peers: Callable[[], list[bytes]] = list
         self.sync_lag: Callable[[], int | None] = lambda: None
+        self.network: Any = None
+        self.push: Any = None
+        if network:
+            self._add_network()
         self.url: str | None = None
         self._stopping = trio.Event()
         self._cancel: trio.CancelScope | None = None
@@ -108,6 +118,32 @@ class Node:
     @property
     def did(self) -> str:
         return did_from_public(self.key.public)
+
+    def _add_network(self) -> None:
+        """The p2p network (sync, gossip) and alert push, over one libp2p host."""
+        from node.net import NetConfig, Network
+        from node.p2p import public_key_of
+        from node.push import Provider, PushConfig, PushService
+        from protocol.push import Filter
+
+        p2p, limits, push = self.config.p2p, self.config.limits, self.config.push
+        self.network = Network(
+            self.ledger,
+            NetConfig(listen=p2p.listen, bootstrap=p2p.bootstrap, gossip=p2p.gossip,
+                      psk=bytes.fromhex(p2p.psk) if p2p.psk else None,
+                      sync_interval_s=limits.sync_interval_s,
+                      ban_threshold=limits.ban_threshold, ban_seconds=limits.ban_seconds),
+            write=self.writer.call, lock=self.writer.lock)
+        flt = Filter(jurisdictions=frozenset(push.jurisdictions), marks=frozenset(push.marks),
+                     brands=frozenset(public_key_of_did(d) for d in push.brands),
+                     min_severity=push.min_severity)
+        providers = tuple(Provider(peer=public_key_of(a.rsplit("/p2p/", 1)[1]), filter=flt, addr=a)
+                          for a in push.providers)
+        self.push = PushService.over(self.network, PushConfig(providers=providers),
+                                     write=self.writer.call)
+        self.services += [self.network.run, self.push.run]
+        self.peers = self.network.connected
+        self.sync_lag = self.network.sync_lag
 
     # -- state -------------------------------------------------------------------------
 
@@ -129,6 +165,7 @@ class Node:
         return {
             "did": self.did,
             "peer_id": peer_id(me),
+            "listen": self.network.addrs if self.network is not None else [],
             "role": self.config.node.role,
             "roles": roles,
             "credential": auth.standing.value,
