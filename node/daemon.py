@@ -7,6 +7,12 @@ Hypercorn's trio worker), and whatever is in `services` (the p2p network
 belongs there: `node.services.append(fn)` where `fn(task_status=...)` is a trio
 service). It writes DATA/rpc.addr once the RPC listens.
 
+Services write the ledger only through `node.writer` (`append`, `submit`, or
+`call(fn)` for e.g. the sync machine's `submit_run`), which serialises every
+write; `node.on_stored(cb)` reports each durable write in the trio thread;
+`node.peers` / `node.sync_lag` feed /v1/status; `node.metrics.registry` takes
+their Prometheus collectors.
+
 Shutdown (SIGINT / SIGTERM, or `stop()`): alert streams are closed, the RPC
 stops accepting and finishes the requests in flight (up to `GRACE_S`), then the
 nursery is cancelled with a hard deadline, so the node is down within
@@ -98,7 +104,8 @@ class Node:
         self.metrics = Metrics(self.ledger)
         self.writer = Writer(self.ledger, clock=clock, metrics=self.metrics)
         self.hub = sse.AlertHub()
-        self._new_alerts = False
+        self._written: list[tuple[list[Any], list[dict[str, Any]]]] = []
+        self._listeners: list[Callable[[list[Any], list[dict[str, Any]]], None]] = []
         self.ledger.on_stored(self._stored)
         self.writer.after_group = self._after_group
         # Further services go here; each `fn(*, task_status)`.
@@ -110,6 +117,9 @@ class Node:
         self.push: Any = None
         if network:
             self._add_network()
+        self.observer: Any = None
+        if self.config.node.observer:
+            self._add_observer()
         self.url: str | None = None
         self._stopping = trio.Event()
         self._cancel: trio.CancelScope | None = None
@@ -118,6 +128,18 @@ class Node:
     @property
     def did(self) -> str:
         return did_from_public(self.key.public)
+
+    def _add_observer(self) -> None:
+        """Customs observer mode: verify every container declared into our jurisdictions."""
+        from node.observer import Observer
+
+        def jurisdictions() -> frozenset[str]:
+            grant = self.ledger.creds.grant_status(self.key.public.raw, self.clock()).grant
+            return grant.jurisdictions if grant is not None else frozenset()
+
+        self.observer = Observer(self.ledger, append=self.writer.append, lock=self.writer.lock,
+                                 clock=self.clock, jurisdictions=jurisdictions)
+        self.services.append(self.observer.run)
 
     def _add_network(self) -> None:
         """The p2p network (sync, gossip) and alert push, over one libp2p host."""
@@ -147,15 +169,25 @@ class Node:
 
     # -- state -------------------------------------------------------------------------
 
+    def on_stored(self, callback: Callable[[list[Any], list[dict[str, Any]]], None]) -> None:
+        """Call `callback(records, alerts)` in the trio thread after each durable write.
+
+        (The ledger's own `on_stored` runs in the writer's worker thread: use this one for
+        anything that touches trio, such as publishing new records to peers.)
+        """
+        self._listeners.append(callback)
+
     def _stored(self, records: Any, alerts: list[Any]) -> None:
         # Called by the ledger after a durable write, in the writer's worker thread.
-        if alerts:
-            self._new_alerts = True
+        self._written.append((list(records), list(alerts)))
 
     def _after_group(self) -> None:
-        if self._new_alerts:
-            self._new_alerts = False
+        written, self._written = self._written, []
+        if any(alerts for _, alerts in written):
             self.hub.notify()
+        for records, alerts in written:
+            for callback in self._listeners:
+                callback(records, alerts)
 
     def status(self) -> dict[str, Any]:
         me = self.key.public.raw

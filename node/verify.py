@@ -77,7 +77,7 @@ class Verdict:
 class Reader(Protocol):
     def facts(self, key: bytes) -> F.Facts: ...
     def record(self, rid: bytes) -> Record | None: ...
-    def object_records(self, key: bytes) -> Sequence[bytes]: ...
+    def record_ids(self, key: bytes) -> Sequence[bytes]: ...
 
 
 @dataclass
@@ -300,7 +300,7 @@ def _route(ctx: _Ctx, number: str, shipment: Record | None) -> None:
         if place.locode:
             planned.add(place.locode)
     countries = {body.origin.country, body.destination.country} | {p[:2] for p in planned}
-    for rid in ctx.reader.object_records(F.container_key(number)):
+    for rid in ctx.reader.record_ids(F.container_key(number)):
         r = ctx.record(rid)
         if r is None or r.type != "scan":
             continue

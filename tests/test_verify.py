@@ -59,7 +59,7 @@ class Story:
         outcomes = ledger.submit([r.wire for r in self.world.records], self.world.now)
         assert {o.status for o in outcomes} == {"stored"}, [o.reason for o in outcomes]
         reader: Any = types.SimpleNamespace(facts=ledger.facts, record=ledger.record,
-                                            object_records=store.object_records)
+                                            record_ids=store.object_records)
         v = verify_container(BOX, reader, ledger.creds, ledger.params, self.world.now)
         again = verify_container(BOX, reader, ledger.creds, ledger.params, self.world.now)
         assert again == v  # deterministic
