@@ -491,3 +491,17 @@ async def test_openapi_describes_every_route(rpc: Running) -> None:
         schemas = doc["components"]["schemas"]
         assert "Body_product_mint" in schemas
         assert "head" not in schemas["Body_handover_offer"]["required"]
+
+
+async def test_on_stored_reports_durable_writes_in_the_trio_thread(rpc: Running) -> None:
+    with trio.fail_after(TIMEOUT):
+        seen: list[tuple[list[str], int]] = []
+
+        def cb(records: list[Any], alerts: list[Any]) -> None:
+            trio.lowlevel.current_task()  # raises outside the trio thread
+            seen.append(([r.type for r in records], len(alerts)))
+
+        rpc.node.on_stored(cb)
+        r = await post(rpc, "product.mint", mint_body(["S1"]))
+        assert r.status_code == 201
+        assert seen == [(["product.mint"], 0)]
