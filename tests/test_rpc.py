@@ -505,3 +505,16 @@ async def test_on_stored_reports_durable_writes_in_the_trio_thread(rpc: Running)
         r = await post(rpc, "product.mint", mint_body(["S1"]))
         assert r.status_code == 201
         assert seen == [(["product.mint"], 0)]
+
+
+async def test_a_bug_is_a_json_500_and_the_node_keeps_serving(
+        rpc: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    with trio.fail_after(TIMEOUT):
+        def broken(*args: Any) -> Any:
+            raise KeyError("bug")
+
+        monkeypatch.setattr("node.summary.token_view", broken)
+        r = await rpc.read.get(f"/v1/tokens/{'ab' * 32}")
+        assert r.status_code == 500
+        assert err(r)["code"] == "internal"
+        assert (await rpc.read.get("/v1/status")).status_code == 200

@@ -33,6 +33,7 @@ from node.ledger import AppendError, Ledger, Outcome
 from node.rpc import jsonio, openapi, sse
 from node.rpc.auth import Access, Auth
 from node.rpc.metrics import CONTENT_TYPE, Metrics
+from node.verify import verify_container
 from node.writer import EntryError, Writer
 from protocol.errors import LocalProtocolError, RemoteProtocolError, RoleError, ValidationError
 
@@ -126,6 +127,11 @@ async def _on_error(request: Request, exc: Exception) -> Response:
     e = as_rpc_error(exc)
     headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None
     return error_response(e.status, e.code, str(e), e.field, headers)
+
+
+async def _on_bug(request: Request, exc: Exception) -> Response:
+    # Starlette logs nothing here and re-raises after answering: `_Observe` logs it.
+    return error_response(500, "internal", "internal error (logged)")
 
 
 async def _on_http(request: Request, exc: Exception) -> Response:
@@ -293,6 +299,16 @@ async def get_container(api: Api, request: Request) -> Response:
         return json_response(summary.container_view(_reader(api), number))
 
 
+async def get_verdict(api: Api, request: Request) -> Response:
+    number = jsonio.parse_container(request.path_params["id"], "id")
+    now = api.clock()
+    async with api.writer.lock:
+        verdict = verify_container(number, _reader(api), api.ledger.creds, api.ledger.params, now)
+    if any(r.code == "container.unknown" for r in verdict.reasons):
+        raise RpcError(404, "not_found", f"no record creates container {number}", field="id")
+    return json_response(verdict.to_json())
+
+
 async def get_proof(api: Api, request: Request) -> Response:
     number = jsonio.parse_container(request.path_params["id"], "id")
     tid = jsonio.parse_id(request.path_params["token"], "token")
@@ -404,6 +420,7 @@ def create_app(api: Api) -> ASGIApp:
         Route("/v1/feeds/{author}", endpoint(api, R, get_feed), methods=["GET"]),
         Route("/v1/tokens/{id}", endpoint(api, R, get_token), methods=["GET"]),
         Route("/v1/containers/{id}", endpoint(api, R, get_container), methods=["GET"]),
+        Route("/v1/containers/{id}/verify", endpoint(api, R, get_verdict), methods=["GET"]),
         Route("/v1/containers/{id}/items/{token}/proof", endpoint(api, R, get_proof),
               methods=["GET"]),
         Route("/v1/shipments/{id}", endpoint(api, R, get_shipment), methods=["GET"]),
@@ -411,5 +428,6 @@ def create_app(api: Api) -> ASGIApp:
         Route("/v1/alerts/stream", endpoint(api, R, alert_stream), methods=["GET"]),
         Route("/metrics", endpoint(api, R, get_metrics), methods=["GET"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={Error: _on_error, HTTPException: _on_http})
+    app = Starlette(routes=routes, exception_handlers={
+        Error: _on_error, HTTPException: _on_http, Exception: _on_bug})
     return _Observe(app, api.metrics)
