@@ -26,7 +26,7 @@ EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 EXIT_INTERRUPTED = 130
 
-COMMAND_MODULES = ("node.cli_admin", "node.cli_client", "node.cli_run")
+COMMAND_MODULES = ("node.cli_admin", "node.cli_client", "node.cli_run", "node.cli_net")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -485,7 +485,8 @@ async def test_openapi_describes_every_route(rpc: Running) -> None:
         paths = set(doc["paths"])
         assert paths == {"/v1/status", "/v1/records", "/v1/records/batch", "/v1/records/raw",
                          "/v1/records/{id}", "/v1/feeds/{author}", "/v1/tokens/{id}",
-                         "/v1/containers/{id}", "/v1/containers/{id}/items/{token}/proof",
+                         "/v1/containers/{id}", "/v1/containers/{id}/verify",
+                         "/v1/containers/{id}/items/{token}/proof",
                          "/v1/shipments/{id}", "/v1/alerts", "/v1/alerts/stream", "/metrics",
                          "/v1/openapi.json"}
         schemas = doc["components"]["schemas"]

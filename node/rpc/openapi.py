@@ -172,6 +172,18 @@ def document() -> dict[str, Any]:
             "mint": _NULL_OBJ, "mints": {"type": "array", "items": ID},
             "expired": {"type": "boolean"}, "recalls": _LIST, "custody": _ref("Custody"),
             "scans": _LIST, "sensors": _LIST, "containers": _LIST, "customs": _LIST}),
+        "Verdict": _obj({
+            "container": {"type": "string"},
+            "verdict": {"type": "string", "enum": ["GREEN", "AMBER", "RED"]},
+            "items": {"type": "integer"},
+            "root": {"type": ["string", "null"]},
+            "destination": {"type": ["string", "null"]},
+            "brands": {"type": "array", "items": {"type": "string"}},
+            "reasons": {"type": "array", "items": _obj({
+                "level": {"type": "string", "enum": ["GREEN", "AMBER", "RED"]},
+                "code": {"type": "string"}, "message": {"type": "string"},
+                "evidence": {"type": "array", "items": {"type": "string"}},
+                "alert": {"type": ["string", "null"]}})}}),
         "Container": _obj({
             "container": {"type": "string"}, "created": _NULL_OBJ, "manifest": _NULL_OBJ,
             "seal": _obj({"status": {"enum": ["unsealed", "sealed", "broken"]},
@@ -242,6 +254,10 @@ def document() -> dict[str, Any]:
             params=[_path("id", ID, "token id")])},
         "/v1/containers/{id}": {"get": _op(
             "A container: manifest, seal, custody, customs", _ok(200, _ref("Container")),
+            params=[_path("id", container_id, "ISO 6346 container number")])},
+        "/v1/containers/{id}/verify": {"get": _op(
+            "The customs verdict (GREEN, AMBER, RED) with every reason and its evidence,"
+            " computed from the log alone", _ok(200, _ref("Verdict")),
             params=[_path("id", container_id, "ISO 6346 container number")])},
         "/v1/containers/{id}/items/{token}/proof": {"get": _op(
             "Merkle inclusion proof of a token in a container's manifest; check with "
