@@ -129,9 +129,14 @@ class Record:
         `ValidationError` for a header or body that breaks a rule, and
         `VerificationError` for a bad signature (when `verify`).
         """
-        if len(data) > MAX_RECORD:
-            raise DecodeError(f"record is {len(data)} bytes, over the {MAX_RECORD}-byte limit")
-        wire = data if type(data) is bytes else bytes(data)
+        if type(data) is bytes:
+            wire = data
+        elif isinstance(data, bytearray | memoryview):
+            wire = bytes(data)
+        else:
+            raise DecodeError(f"a record is bytes, not {type(data).__name__}")
+        if len(wire) > MAX_RECORD:
+            raise DecodeError(f"record is {len(wire)} bytes, over the {MAX_RECORD}-byte limit")
         unsigned, sig = _split(wire)
         m = codec.decode(unsigned)
         if type(m) is not dict:

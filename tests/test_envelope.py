@@ -600,3 +600,15 @@ def test_a_struct_that_cannot_be_compiled_keeps_the_reference_parser() -> None:
         Loose.from_value({"n": 3, "t": 1}, "x")
     assert (info.value.field, info.value.rule) == ("x.t", "unknown")
     assert isinstance(Loose.__dict__["_parser"], functools.partial)
+
+
+@pytest.mark.parametrize("data", ["not bytes", 12, None, 3.5])
+def test_input_that_is_not_bytes_is_a_decode_error(data: Any) -> None:
+    with pytest.raises(DecodeError):
+        Record.from_bytes(data)
+
+
+def test_bytes_like_input_is_accepted() -> None:
+    rec = sign()
+    assert Record.from_bytes(bytearray(rec.wire)) == rec
+    assert Record.from_bytes(memoryview(rec.wire)).wire == rec.wire
