@@ -105,10 +105,13 @@ class _Batch:
         return f
 
     def join(self, fact: F.Fact) -> None:
-        f = self.get_facts(fact.key)
-        shared = self.shared.get(fact.key)
+        key = fact.key
+        f = self.facts.get(key)
+        if f is None:
+            f = self.get_facts(key)
+        shared = self.shared.get(key)
         if F.join_cow(f, fact, shared) if shared else F.join(f, fact):
-            self.dirty.add(fact.key)
+            self.dirty.add(key)
 
 
 class Ledger:
@@ -193,7 +196,7 @@ class Ledger:
         f = self._facts_cache.get(key)
         if f is not None:
             self._facts_cache.move_to_end(key)
-            return dict(f), {k for k, v in f.items() if type(v) is set}
+            return dict(f), set(f)  # every field shared until `join` copies it
         raw = self.store.facts_raw(key)
         return (F.decode_facts(raw) if raw is not None else {}), None
 
@@ -411,13 +414,15 @@ class Ledger:
         b.stored.append(r)
         if r.type in _TYPE_INDEXED:
             ws.put(b"T" + r.type.encode() + b"\x00" + r.id, b"")
+        rid, join, object_ids = r.id, b.join, b.object_ids
         seen: set[bytes] = set()
-        for fact in F.contributions(r, self.params):
-            if fact.key not in seen:
-                seen.add(fact.key)
-                ws.put(b"O" + fact.key + b"\x00" + r.id, b"")
-                b.object_ids.setdefault(fact.key, []).append(r.id)
-            b.join(fact)
+        for fact in F.contributions(r, self.params):  # a mint makes one per serial: keep it lean
+            key = fact.key
+            if key not in seen:
+                seen.add(key)
+                ws.put(b"O" + key + b"\x00" + rid, b"")
+                object_ids.setdefault(key, []).append(rid)
+            join(fact)
         if r.type in _CREDENTIAL_TYPES:
             apply_statement(self.creds, r)
             self._after_statement(r, b, queue)
@@ -550,10 +555,26 @@ class Ledger:
         fresh: set[bytes] = set()
         called: set[bytes] = set()
         for key in sorted(b.dirty):
+            # Rules are not all monotonic (a late reseal explains a seal mismatch), so
+            # alerts the facts called for before this batch and no longer do are
+            # withdrawn: the live alerts stay a function of the records, in any order.
+            before = self._facts_cache.get(key)  # never changed by a batch (copy on write)
+            if before is None:
+                raw = self.store.facts_raw(key)
+                before = F.decode_facts(raw) if raw is not None else {}
+            was = {i.key for i in rules.evaluate(key, before)} if before else set()
+            for k in was:
+                b.retract.setdefault(k, "")
             for intent in rules.evaluate(key, b.facts[key]):
                 k = intent.key
                 called.add(k)
-                if k in fresh or self.store.alert_cursor(k) is not None:
+                if k in fresh or k in was:
+                    continue
+                cur = self.store.alert_cursor(k)
+                if cur is not None:  # logged: called for again after a withdrawal?
+                    [(_, entry)] = self.store.alerts(since=cur - 1, limit=1)
+                    if entry.pop("retracted", None) is not None:
+                        b.ws.put(b"A" + u64(cur), codec.encode_local(entry))
                     continue
                 fresh.add(k)
                 cursor += 1
@@ -573,7 +594,26 @@ class Ledger:
                 self.stats[("alert", intent.rule)] += 1
                 log.warning("alert rule=%s severity=%s subject=%s:%s", intent.rule,
                             intent.severity, intent.subject[0], intent.subject[1][:16])
-        for k, rule in sorted(b.retract.items()):
+        for r in b.stored:  # signed alert records (a customs verdict, a time rule) are logged too
+            if r.type != "alert":
+                continue
+            body: Any = r.body
+            if body.key in fresh or self.store.alert_cursor(body.key) is not None:
+                continue
+            fresh.add(body.key)
+            cursor += 1
+            entry = {"cursor": cursor, "key": body.key, "rule": body.rule,
+                     "severity": body.severity,
+                     "subject": {"kind": body.subject.kind, "id": body.subject.id},
+                     "reason": body.reason, "evidence": list(body.evidence), "ts": now,
+                     "record": r.id, "author": r.author}
+            b.ws.put(b"A" + u64(cursor), codec.encode_local(entry))
+            b.ws.put(b"K" + body.key, u64(cursor))
+            b.alerts.append(entry)
+            self.stats[("alert", body.rule)] += 1
+            log.warning("alert rule=%s severity=%s subject=%s:%s (signed by %s)", body.rule,
+                        body.severity, body.subject.kind, body.subject.id[:16], r.author.hex()[:16])
+        for k in sorted(b.retract):
             old = self.store.alert_cursor(k)
             if k in called or old is None:
                 continue
@@ -582,8 +622,8 @@ class Ledger:
             if "retracted" not in entry:
                 entry["retracted"] = now
                 b.ws.put(b"A" + u64(old), codec.encode_local(entry))
-                self.stats[("alert_retracted", rule)] += 1
-                log.warning("alert retracted rule=%s: its evidence no longer counts", rule)
+                self.stats[("alert_retracted", entry["rule"])] += 1
+                log.warning("alert retracted rule=%s: no longer called for", entry["rule"])
 
 
 def iter_wires(records: Iterable[Record]) -> list[bytes]:
