@@ -69,6 +69,8 @@ class NetConfig:
     sync_interval_s: float = 10.0
     ban_threshold: int = 100
     ban_seconds: float = 600.0
+    sync_bytes_per_s: int = 32 * 1024 * 1024  # per peer: reading slows down beyond it
+    gossip_messages_per_s: int = 500  # per peer: more is refused (sync repairs the rest)
 
 
 @dataclass
@@ -85,7 +87,25 @@ class NetStats:
     sync_bytes_out: int = 0
     sync_errors: int = 0
     bans: int = 0
+    throttled: int = 0
+    gossip_throttled: int = 0
     penalties: Counter[str] = field(default_factory=Counter)  # peer id -> points
+
+
+class Bucket:
+    """A token bucket: `take(n)` says how long to wait before `n` more units may pass."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self.level = burst
+        self.at = time.monotonic()
+
+    def take(self, n: float) -> float:
+        now = time.monotonic()
+        self.level = min(self.burst, self.level + (now - self.at) * self.rate)
+        self.at = now
+        self.level -= n
+        return 0.0 if self.level >= 0 else -self.level / self.rate
 
 
 class Network:
@@ -108,6 +128,8 @@ class Network:
         self._scores: Counter[bytes] = Counter()
         self._banned: dict[bytes, float] = {}
         self._known: dict[bytes, str] = {}  # peer key -> multiaddr
+        self._sync_buckets: dict[bytes, Bucket] = {}
+        self._gossip_buckets: dict[bytes, Bucket] = {}
         self._syncing: set[bytes] = set()
         self._gone: dict[bytes, trio.Event] = {}  # peer -> set when it disconnects
         self._outbox_send, self._outbox = trio.open_memory_channel[Record](10_000)
@@ -327,6 +349,11 @@ class Network:
                 while not done.is_set():
                     data = await stream.read(65536)
                     self.stats.sync_bytes_in += len(data)
+                    wait = self._bucket(self._sync_buckets, peer,
+                                        self.config.sync_bytes_per_s).take(len(data))
+                    if wait > 0:  # over its byte rate: stop reading a while (flow control)
+                        self.stats.throttled += 1
+                        await trio.sleep(wait)
                     await carry_out(session.receive(data, now_ms()))
                     if not data:
                         break
@@ -398,8 +425,21 @@ class Network:
                     self.stats.gossip_dropped += 1
                     log.debug("gossip publish failed error=%s", exc)
 
+    def _bucket(self, table: dict[bytes, Bucket], peer: bytes, rate: int) -> Bucket:
+        b = table.get(peer)
+        if b is None:
+            if len(table) > 4096:  # forget idle peers rather than grow without bound
+                table.clear()
+            b = table[peer] = Bucket(rate, rate)
+        return b
+
     def _validate(self, author: bytes, data: bytes) -> bool:
         """Permanently invalid gossip is rejected (and costs its sender points)."""
+        if self._bucket(self._gossip_buckets, author,
+                        self.config.gossip_messages_per_s).take(1) > 0:
+            self.stats.gossip_throttled += 1
+            self.penalise(author, 1, "gossip over its message rate")
+            return False
         try:
             wires = codec.decode(data)
             if not isinstance(wires, list) or not all(isinstance(w, bytes) for w in wires):
