@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,4 +66,10 @@ async def converged(nodes: Sequence[TestNode], *, poll: float = 0.05) -> bytes:
         heads = [n.ledger.heads() for n in nodes]
         if len(roots) == 1 and all(h == heads[0] for h in heads):
             return roots.pop()
+        await trio.sleep(poll)
+
+
+async def eventually(predicate: Callable[[], bool], *, poll: float = 0.05) -> None:
+    """Wait until `predicate()` holds (for state libp2p offers no event for)."""
+    while not predicate():  # noqa: ASYNC110 - polled: connection state has no event to wait on
         await trio.sleep(poll)

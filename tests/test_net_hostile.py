@@ -13,7 +13,7 @@ from node.p2p import Host
 from protocol import codec
 from protocol.envelope import Record
 from protocol.sync_messages import Hello, Records, encode_frame
-from tests.netutil import make_nodes, make_world, start
+from tests.netutil import eventually, make_nodes, make_world, start
 
 TIMEOUT = 60
 
@@ -67,11 +67,9 @@ async def test_hostile_peer_is_banned_and_nothing_it_sent_is_stored(tmp_path: Pa
                     except Exception:  # noqa: BLE001 - banned peers are refused
                         break
                 await _hostile_stream(attacker, victim.party.pub, payload)
-            while net.stats.bans == 0:
-                await trio.sleep(0.05)
+            await eventually(lambda: net.stats.bans > 0)
             with trio.move_on_after(3):
-                while attacker.is_connected(victim.party.pub):
-                    await trio.sleep(0.05)
+                await eventually(lambda: not attacker.is_connected(victim.party.pub))
             assert not attacker.is_connected(victim.party.pub)
             assert net.stats.bans >= 1
             assert sum(net.stats.penalties.values()) >= net.config.ban_threshold
