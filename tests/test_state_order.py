@@ -3,10 +3,11 @@
 Hypothesis builds realistic record sets with `node.scenario.World` (brands
 minting, containers packed, sealed, handed over and scanned with right and
 wrong seals, sensors with excursions and door openings, a double hand-over, a
-fork (at times with more equivocations by the same author: a third record at
+reseal (a scan's "wrong" seal explained by a record that may arrive after it),
+a fork (at times with more equivocations by the same author: a third record at
 the forked seq, a second fork earlier or later, a record naming an unseen
-predecessor), a revocation, an author whose credential arrives after its records),
-delivers them in several arrival orders (permutations; random chunks through
+predecessor), a revocation, an author whose credential arrives after its
+records), delivers them in several arrival orders (permutations; random chunks through
 separate `submit()` calls, some duplicated; credentials last) into fresh
 stores, and checks that every node ends with the same `state_root`, the same
 alerts, and exactly the facts `node.facts.fold` gives for the records that
@@ -58,6 +59,7 @@ class Plan:
     revoke_author: int  # index into the carriers, modulo
     late_first: bool  # the late party writes before or after the revocation
     more_forks: str = "none"  # further equivocations by the forked author
+    reseal: bool = False  # the holder reseals the first container, then scans the new seal
 
 
 plans = st.builds(
@@ -75,6 +77,7 @@ plans = st.builds(
     revoke_author=st.integers(0, 3),
     late_first=st.booleans(),
     more_forks=st.sampled_from(["none", "none", "triple", "earlier", "later", "claim"]),
+    reseal=st.booleans(),
 )
 
 
@@ -136,6 +139,12 @@ def build(plan: Plan) -> Built:
     acc = w.sign(carriers[-1], "handover.accept", {"offer": o1.id, "object": ex.container_ref(first),
                                                    "head": head})
     holders[first] = (carriers[-1], acc.id)
+    if plan.reseal:  # a late reseal explains a scan's "wrong" seal: alerts must follow
+        w.tick()
+        seals[first] = "ML-4560009"
+        w.seal(carriers[-1], first, seals[first])
+        w.tick()
+        w.scan(carriers[-1], "container", first, country="DE", seal=seals[first])
 
     def late_party_writes() -> None:
         w.tick()
