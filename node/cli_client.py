@@ -189,10 +189,21 @@ def _object(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _token_hex(v: str) -> str:
-    """A token id from hex or GTIN/SERIAL."""
-    if "/" in v:
-        from protocol.bodies import token_id
+    """A token id from hex, GTIN/SERIAL, or a GS1 Digital Link URI with a serial."""
+    from protocol.bodies import token_id
 
+    if v.startswith(("http://", "https://")):
+        from protocol.errors import ValidationError
+        from protocol.identifiers import parse_digital_link
+
+        try:
+            gtin, serial, _lot = parse_digital_link(v)
+        except ValidationError as exc:
+            raise ConfigError(f"not a GS1 Digital Link: {exc}") from exc
+        if serial is None:
+            raise ConfigError("the Digital Link names no serial (21): it is not one token")
+        return token_id(gtin, serial).hex()
+    if "/" in v:
         gtin, _, serial = v.partition("/")
         return token_id(gtin, serial).hex()
     return v.lower()
@@ -623,7 +634,7 @@ def register(sub: Any) -> None:
     p.add_argument("file", help="a JSON file, or - for standard input")
 
     p = cmd("history", cmd_history, "a token's state and full provenance", write=False)
-    p.add_argument("token", help="token id (hex) or GTIN/SERIAL")
+    p.add_argument("token", help="token id (hex), GTIN/SERIAL, or a GS1 Digital Link URI")
 
     p = cmd("container", cmd_container, "a container's manifest, seal, custody and customs",
             write=False)

@@ -93,6 +93,8 @@ def test_pack_seal_scan_alerts_container_history(node: Provisioned, tmp_path: Pa
     assert r.returncode == 0, r.stderr
     assert "status         packed" in r.stdout
     assert f"{GTIN} / K00007" in r.stdout
+    link = sc(node, "history", f"https://id.gs1.org/01/{GTIN}/21/K00007", "--json")
+    assert json.loads(link.stdout)["mint"]["serial"] == "K00007"
     r = sc(node, "handover", "--container", BOX, "--to", did_from_public(node.carrier.pub))
     assert r.returncode == 0, r.stderr
     r = sc(node, "handover", "--container", BOX, "--to", did_from_public(node.carrier.pub))
