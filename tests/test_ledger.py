@@ -322,9 +322,14 @@ def test_rejected_records_leave_no_trace(db: Store) -> None:
         assert outs[0].penalty > 0, name
     outs = led.submit(list(bad.values()), s.w.now)  # and all in one batch
     assert statuses(outs) == ["rejected"] * len(bad)
-    assert dump(db) == before
+    # No trace but an alert, once, for each record its author had no right to write.
+    after = dump(db)
+    logged = {k: v for k, v in after.items() if k[:1] in b"AK" and k not in before}
+    assert {k: v for k, v in after.items() if k not in logged} == before
+    unauthorised = [e for _, e in db.alerts(limit=100) if e["rule"] == "unauthorised_author"]
+    assert len(unauthorised) == len(logged) // 2 == 6  # role, trademark x2, expired, not yet, revoked
     assert led.state_root() == root
-    assert led.version == version
+    assert led.version == version + 6  # one commit per alerting submission, none for the batch
     assert len(led.pending) == 0
     rejected = sum(n for (k, _), n in led.stats.items() if k == "rejected")
     assert rejected - rejected_before == 2 * len(bad)
@@ -548,9 +553,13 @@ def test_alerts_whose_evidence_stops_counting_are_retracted(db: Store) -> None:
     w.tick()
     led.submit([revoke.wire], w.now)
     after = db.alerts()
+    withdrawn = [(c, e) for c, e in after if e["rule"] != "unauthorised_author"]
     # the log keeps its cursors; the withdrawn entries are marked with when
-    assert [c for c, _ in after] == sorted(c for c, _ in raised.values())
-    assert all(e["retracted"] == w.now for _, e in after)
+    assert [c for c, _ in withdrawn] == sorted(c for c, _ in raised.values())
+    assert all(e["retracted"] == w.now for _, e in withdrawn)
+    # the records that stopped counting are alerted, as if they had been refused on arrival
+    voided = [e["evidence"] for _, e in after if e["rule"] == "unauthorised_author"]
+    assert sorted(voided) == sorted([[bad.id], [door.id]])
     assert led.stats[("alert_retracted", "seal_mismatch")] == 1
     assert led.stats[("alert_retracted", "seal_breach")] == 1
     assert audit.check(db, w.genesis) == []
@@ -562,6 +571,51 @@ def test_alerts_whose_evidence_stops_counting_are_retracted(db: Store) -> None:
     [(_, entry)] = db.alerts(since=max(c for c, _ in after))
     assert entry["rule"] == "double_handover"
     assert "retracted" not in entry
+
+
+def test_alert_withdrawn_when_a_late_record_explains_it_and_back_when_that_stops_counting(
+        tmp_path: Path) -> None:
+    w = World.create(seed=8, t0=T0)
+    brand = w.party("brand", "ACME B.V.", ["NL"], trademarks=[ex.trademark()])
+    carrier = w.party("carrier", "Rhine Freight", ["NL"])
+    w.tick()
+    create = w.create_container(brand, ex.CONTAINER)
+    w.tick()
+    seal1 = w.seal(brand, ex.CONTAINER, "ML-1110001")
+    w.tick()
+    between = w.now
+    w.tick()
+    seal2 = w.seal(brand, ex.CONTAINER, "ML-2220002")  # resealed
+    w.tick()
+    scan = w.scan(carrier, "container", ex.CONTAINER, country="NL", seal="ML-2220002")
+    revoke = w.sign(w.authority, "credential.revoke", {  # the reseal came after the end
+        "credential": brand.credential.id, "reason": "key compromised", "effective": between})
+    creds = [brand.credential, carrier.credential]
+
+    def live(store: Store) -> list[tuple[str, list[bytes]]]:  # from facts (not refusals)
+        return [(e["rule"], e["evidence"]) for _, e in store.alerts()
+                if "retracted" not in e and e["rule"] != "unauthorised_author"]
+
+    store = Store.open(tmp_path / "a")
+    led = Ledger(store, w.genesis)
+    led.submit([r.wire for r in [*creds, create, seal1, scan]], w.now)
+    assert live(store) == [("seal_mismatch", sorted([seal1.id, scan.id]))]
+    led.submit([seal2.wire], w.now)  # the reseal explains the seal seen
+    assert live(store) == []
+    assert led.stats[("alert_retracted", "seal_mismatch")] == 1
+    led.submit([revoke.wire], w.now + 1)  # ... until it stops counting
+    assert live(store) == [("seal_mismatch", sorted([seal1.id, scan.id]))]
+    assert [e["rule"] for _, e in store.alerts()].count("seal_mismatch") == 1  # back in force
+    assert audit.check(store, w.genesis) == []
+    root = led.state_root()
+    store.close()
+
+    store = Store.open(tmp_path / "b")  # the revocation first: the reseal is refused
+    led = Ledger(store, w.genesis)
+    led.submit([r.wire for r in [*creds, revoke, create, seal1, seal2, scan]], w.now)
+    assert live(store) == [("seal_mismatch", sorted([seal1.id, scan.id]))]
+    assert led.state_root() == root
+    store.close()
 
 
 # -- our own feed -------------------------------------------------------------------------------
