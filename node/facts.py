@@ -71,6 +71,9 @@ FIELDS: Final[dict[str, Kind]] = {
 }
 
 
+_SET_FIELDS: Final = frozenset(k for k, kind in FIELDS.items() if kind is Kind.SET)
+
+
 def token_key(tid: bytes) -> bytes:
     return b"t" + tid
 
@@ -230,7 +233,7 @@ def join_cow(facts: Facts, fact: Fact, shared: set[str]) -> bool:
     Such a set is replaced by a copy before it changes (copy on write), and its
     name leaves `shared`: the caller owns it from then on.
     """
-    if fact.field in shared:
+    if fact.field in shared and fact.field in _SET_FIELDS:
         s = facts.get(fact.field)
         if s is not None:
             if fact.value in s:
