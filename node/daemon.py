@@ -90,6 +90,10 @@ class Node:
         self.key = self.data.key(passphrase)
         self.genesis = self.data.genesis()
         self.tokens = self.data.tokens()
+        mode = self.data.tokens_file.stat().st_mode & 0o777
+        if mode & 0o077:
+            log.warning("event=rpc.tokens_exposed file=%s mode=%o advice=chmod_600",
+                        self.data.tokens_file, mode)
         self.clock = clock
         self.handle_signals = handle_signals
         self.rpc_host = rpc_host if rpc_host is not None else self.config.rpc.host
@@ -152,6 +156,7 @@ class Node:
         self.network = Network(
             self.ledger,
             NetConfig(listen=p2p.listen, bootstrap=p2p.bootstrap, gossip=p2p.gossip,
+                      discover=p2p.discover,
                       psk=bytes.fromhex(p2p.psk) if p2p.psk else None,
                       sync_interval_s=limits.sync_interval_s,
                       ban_threshold=limits.ban_threshold, ban_seconds=limits.ban_seconds),
