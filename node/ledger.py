@@ -10,7 +10,8 @@ durable, and a crash at any instant leaves a consistent database.
 
 For each record, in order: network id, duplicate, author standing (a record of
 an author whose credential we have not seen waits in the pending area;
-one whose credential is expired, revoked or lacks the role is rejected), feed
+one whose credential is expired, revoked or lacks the role is rejected, and
+alerted as `unauthorised_author`, see `_unauthorised`), feed
 placement (append; a gap waits in the pending area; a different record at a
 known seq is a fork: both are kept as an equivocation proof and the author's
 later records stop counting). An appended record's facts are joined into its
@@ -48,6 +49,7 @@ log = logging.getLogger("sealchain.ledger")
 
 _CREDENTIAL_TYPES = ("credential.issue", "credential.delegate", "credential.revoke")
 _TYPE_INDEXED = frozenset({*_CREDENTIAL_TYPES, "alert", "customs.declaration"})
+_UNAUTHORISED = "unauthorised."  # meta: an author's first record written without the right
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,9 @@ class _Batch:
         self.alerts: list[dict[str, Any]] = []
         self.stored: list[Record] = []
         self.retract: dict[bytes, str] = {}  # alert key -> rule, called for before a recompute
+        # author -> (its first record written without the right, the RoleError rule), or
+        # None: changes to what meta `unauthorised.<author>` holds (see `Ledger._unauthorised`)
+        self.standing: dict[bytes, tuple[Record, str] | None] = {}
 
     def head(self, author: bytes) -> Head | None:
         h = self.heads.get(author)
@@ -300,7 +305,7 @@ class Ledger:
             outcomes.append(self._place(r, batch, queue))
             while queue:  # records released from the pending area by this one
                 self._place(queue.popleft(), batch, queue)
-        if batch.ws.ops:
+        if batch.ws.ops or batch.standing:
             self._commit(batch, now)
         return outcomes
 
@@ -382,6 +387,7 @@ class Ledger:
                     return Outcome("pending", r.id, "pending area full: dropped, sync will refetch")
                 self.stats[("pending", "author")] += 1
                 return Outcome("pending", r.id, "author's credential not seen yet")
+            self._unauthorised(r, exc.rule, b)
             return self._reject(exc.rule, str(exc), exc.penalty)
         self._store(r, b, queue)
         queue.extend(self.pending.next_in_feed(r.author, r.seq + 1))
@@ -443,7 +449,7 @@ class Ledger:
         # covers a revoked span): the subject's own, and its devices' (their delegations
         # hang on its grant).
         for author in [subject, *self._delegates_of(subject, b)]:
-            if b.head(author) is not None:
+            if b.head(author) is not None or self._first_unauthorised(author, b) is not None:
                 self._repair_author(author, b)
 
     def _delegates_of(self, delegator: bytes, b: _Batch) -> list[bytes]:
@@ -484,18 +490,24 @@ class Ledger:
     def _repair_author(self, author: bytes, b: _Batch) -> None:
         """Recompute every object an author's records touch (after a fork or revocation)."""
         keys: set[bytes] = set()
+        first: tuple[Record, str] | None = None  # the first stored record it had no right to
         seq = 1
         while True:
             chunk = self.store.feed(author, seq, 1000)
             for raw in chunk:
                 r = Record.from_bytes(raw, verify=False)
                 keys.update(f.key for f in F.contributions(r, self.params))
+                if first is None:
+                    first = self._without_right(r)
             if len(chunk) < 1000:
                 break
             seq += 1000
-        for r in b.records.values():
+        for r in sorted(b.records.values(), key=lambda r: r.seq):
             if r.author == author:
                 keys.update(f.key for f in F.contributions(r, self.params))
+                if first is None:
+                    first = self._without_right(r)
+        self._judge_author(author, first, b)
         for key in keys:
             self._recompute(key, b)
 
@@ -522,6 +534,45 @@ class Ledger:
         b.dirty.add(key)
 
     # -- alerts --------------------------------------------------------------------------
+
+    # An author writing without the right to (`rules.UNAUTHORISED`: revoked, expired, a
+    # role or trademark it lacks) has one live `unauthorised_author` alert: for the first
+    # record of its feed it had no right to write. Only the first, because a refused record
+    # leaves a gap in the feed (what follows it waits), while one stored before the
+    # revocation arrived does not: which later records a node holds depends on the order,
+    # the first one does not. That record, refused or stored, is kept in meta
+    # `unauthorised.<author hex>` so that a later credential statement can judge it again
+    # (`_repair_author`): the alert follows the credential set, whatever the arrival order.
+
+    def _without_right(self, r: Record) -> tuple[Record, str] | None:
+        try:
+            authorise(self.creds, r)
+        except RoleError as exc:
+            if exc.rule in rules.UNAUTHORISED:
+                return r, exc.rule
+        return None
+
+    def _first_unauthorised(self, author: bytes, b: _Batch) -> tuple[Record, str] | None:
+        if author in b.standing:
+            return b.standing[author]
+        held = self.store.meta(_UNAUTHORISED + author.hex())
+        return None if held is None else (Record.from_bytes(held[0], verify=False), held[1])
+
+    def _unauthorised(self, r: Record, rule: str, b: _Batch) -> None:
+        """`r`, next in its author's feed, was refused for want of a right."""
+        if rule not in rules.UNAUTHORISED:
+            return
+        held = self._first_unauthorised(r.author, b)
+        if held is None or (held[0].seq, held[0].id) > (r.seq, r.id):
+            b.standing[r.author] = (r, rule)
+
+    def _judge_author(self, author: bytes, first: tuple[Record, str] | None, b: _Batch) -> None:
+        """The credentials changed: `first` is the first stored record it had no right to."""
+        held = self._first_unauthorised(author, b)
+        if first is None and held is not None and not b.has(held[0].id):
+            first = self._without_right(held[0])  # a refused record: refused still?
+        if (held and held[0].id) != (first and first[0].id):
+            b.standing[author] = first
 
     def record_alert(self, entry: dict[str, Any], now: int, *, extra: WriteSet | None = None
                      ) -> bool:
@@ -613,6 +664,40 @@ class Ledger:
             self.stats[("alert", body.rule)] += 1
             log.warning("alert rule=%s severity=%s subject=%s:%s (signed by %s)", body.rule,
                         body.severity, body.subject.kind, body.subject.id[:16], r.author.hex()[:16])
+        for author, now_first in sorted(b.standing.items()):  # see `_unauthorised`
+            name = _UNAUTHORISED + author.hex()
+            held = self.store.meta(name)
+            if held is not None:
+                if now_first is not None and held[0] == now_first[0].wire:
+                    continue
+                old = Record.from_bytes(held[0], verify=False)
+                self._withdraw(rules.unauthorised_author(old.id, author, old.type, held[1]),
+                               b, now)
+            if now_first is None:
+                if held is not None:
+                    b.ws.delete(b"M" + name.encode())
+                continue
+            r, rule = now_first
+            Store.meta_put(b.ws, name, [r.wire, rule])
+            intent = rules.unauthorised_author(r.id, author, r.type, rule)
+            assert intent is not None
+            cur = self.store.alert_cursor(intent.key)
+            if cur is not None:  # alerted before, then withdrawn: in force again
+                [(_, entry)] = self.store.alerts(since=cur - 1, limit=1)
+                if entry.pop("retracted", None) is not None:
+                    b.ws.put(b"A" + u64(cur), codec.encode_local(entry))
+                continue
+            cursor += 1
+            entry = {"cursor": cursor, "key": intent.key, "rule": intent.rule,
+                     "severity": intent.severity,
+                     "subject": {"kind": intent.subject[0], "id": intent.subject[1]},
+                     "reason": intent.reason, "evidence": list(intent.evidence), "ts": now}
+            b.ws.put(b"A" + u64(cursor), codec.encode_local(entry))
+            b.ws.put(b"K" + intent.key, u64(cursor))
+            b.alerts.append(entry)
+            self.stats[("alert", intent.rule)] += 1
+            log.warning("alert rule=%s severity=%s subject=%s:%s", intent.rule, intent.severity,
+                        intent.subject[0], intent.subject[1][:16])
         for k in sorted(b.retract):
             old = self.store.alert_cursor(k)
             if k in called or old is None:
@@ -624,6 +709,18 @@ class Ledger:
                 b.ws.put(b"A" + u64(old), codec.encode_local(entry))
                 self.stats[("alert_retracted", entry["rule"])] += 1
                 log.warning("alert retracted rule=%s: no longer called for", entry["rule"])
+
+
+    def _withdraw(self, intent: rules.Intent | None, b: _Batch, now: int) -> None:
+        cur = None if intent is None else self.store.alert_cursor(intent.key)
+        if cur is None:
+            return
+        [(_, entry)] = self.store.alerts(since=cur - 1, limit=1)
+        if "retracted" not in entry:
+            entry["retracted"] = now
+            b.ws.put(b"A" + u64(cur), codec.encode_local(entry))
+            self.stats[("alert_retracted", entry["rule"])] += 1
+            log.warning("alert retracted rule=%s: no longer called for", entry["rule"])
 
 
 def iter_wires(records: Iterable[Record]) -> list[bytes]:

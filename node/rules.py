@@ -11,7 +11,10 @@ Conflicts are reported pairwise (one alert per pair of conflicting records),
 so the set of alerts does not depend on which conflicting record came first.
 
 Rules that need several objects or the clock (custody breaks, route deviation,
-silence, container verification) live in `node.verify` and the daemon's timers.
+silence, container verification) live in `node.verify` and the daemon's timers
+(`node.timers`). `unauthorised_author` is the alert for a record whose author had
+no right to write it: the ledger raises it when it refuses such a record, or
+when a revocation makes a stored one stop counting (the same key either way).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Any
+from typing import Any, Final
 
 from node.facts import Facts, key_ref
 from protocol.bodies import ObjectRef, alert_key
@@ -131,3 +134,26 @@ def _temperature(subject: tuple[str, str], facts: Facts) -> Iterator[Intent]:
     for _at, rid, value in sorted(facts.get("excursions", ())):
         yield Intent("temperature_excursion", "high", subject,
                      f"temperature {value / 1000:.1f} °C outside the allowed range", (rid,))
+
+
+# `RoleError` rules that show an author writing without the right to (`protocol.authz`).
+# An unknown author is not among them: its credential may simply not have reached us yet.
+UNAUTHORISED: Final = {
+    "author.expired": "its credential had expired",
+    "author.revoked": "its credential was revoked",
+    "author.not_yet_valid": "its credential was not yet valid",
+    "role": "its role may not write this record type",
+    "trademark": "it does not own the trademark (goods not minted by the trademark owner)",
+    "delegation": "its delegation does not allow it",
+}
+
+
+def unauthorised_author(record_id: bytes, author: bytes, type_name: str, rule: str
+                        ) -> Intent | None:
+    """The alert for a record its author had no right to write (rejected, or no longer
+    counting after a revocation); None for other rejection rules."""
+    why = UNAUTHORISED.get(rule)
+    if why is None:
+        return None
+    return Intent("unauthorised_author", "high", ("party", author.hex()),
+                  f"{type_name} refused: {why} [{rule}]", (record_id,))
