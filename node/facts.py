@@ -27,6 +27,7 @@ Nothing here does I/O.
 from __future__ import annotations
 
 import enum
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
@@ -230,6 +231,8 @@ def join(facts: Facts, fact: Fact) -> bool:
 def join_cow(facts: Facts, fact: Fact, shared: set[str]) -> bool:
     """`join`, where the SET fields named in `shared` belong to someone else too.
 
+    (`shared` may name other fields as well: only SET fields are ever changed in place.)
+
     Such a set is replaced by a copy before it changes (copy on write), and its
     name leaves `shared`: the caller owns it from then on.
     """
@@ -260,19 +263,18 @@ def encode_facts(facts: Facts) -> bytes:
     nothing else for the canonical copy to check or convert. That copy walked
     every element of every set, on every change of every object.
     """
-    out: bytes = msgpack.packb(
-        {k: sorted(facts[k]) if FIELDS[k] is Kind.SET else facts[k] for k in sorted(facts)},
-        use_bin_type=True,
+    packer = getattr(_local, "packer", None)
+    if packer is None:  # one per thread: a Packer is reused, never shared
+        packer = _local.packer = msgpack.Packer(use_bin_type=True)
+    out: bytes = packer.pack(
+        {k: sorted(v) if k in _SET_FIELDS else v for k, v in sorted(facts.items())}
     )
     return out
 
 
+_local = threading.local()
+
+
 def decode_facts(data: bytes) -> Facts:
-    raw = codec.decode_local(data)
-    out: Facts = {}
-    for k, v in raw.items():
-        if FIELDS[k] is Kind.SET:
-            out[k] = {tuple(x) for x in v}
-        else:
-            out[k] = tuple(v)
-    return out
+    raw = codec.decode_local(data, use_list=False)  # arrays come back as tuples
+    return {k: set(v) if FIELDS[k] is Kind.SET else v for k, v in raw.items()}

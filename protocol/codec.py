@@ -198,10 +198,15 @@ def encode_local(value: Value) -> bytes:
     return data
 
 
-def decode_local(data: bytes) -> Value:
-    """Decode what `encode_local` wrote (trusted local storage: no canonical re-check)."""
+def decode_local(data: bytes, *, use_list: bool = True) -> Value:
+    """Decode what `encode_local` wrote (trusted local storage: no canonical re-check).
+
+    `use_list=False` gives arrays as tuples (hashable, as the node's sets of facts need).
+    """
     try:
-        return msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True, ext_hook=_no_ext)
+        return msgpack.unpackb(
+            data, raw=False, use_list=use_list, strict_map_key=True, ext_hook=_no_ext
+        )
     except DecodeError:
         raise
     except Exception as exc:
