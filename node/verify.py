@@ -183,51 +183,114 @@ def _manifest(ctx: _Ctx, cf: F.Facts) -> tuple[bytes | None, list[bytes], bytes 
     return root, items, packer
 
 
+_PROGRESS_EVERY = 10_000  # items between progress reports
+
+
+@dataclass(frozen=True, slots=True)
+class _MintChecks:
+    """What one mint record says about every item it minted."""
+
+    lot_recalls: tuple[bytes, ...]  # recall ids of the lot
+    expired: bool
+    diverted: bool  # the destination is not among the mint's markets
+
+
+def _holder(tf: F.Facts, root: bytes, holder: bytes) -> tuple[bytes | None, tuple[bytes, ...]]:
+    """An item's holder and the offer of the last step of its custody walk (if any).
+
+    The same answer as `custody.walk(tf, root, holder)` (its `holder` and the
+    offer of `steps[-1:]`), without building the walk for the usual items: none
+    or one hand-over. With no offer, the minter holds. With one offer, it moves
+    custody only if it was made at the root by the holder (otherwise it is a
+    break, and nothing moves); then the recipient holds if it accepted it at that
+    head (the walk ends there: the one offer is at the root, not at the accept),
+    else the item is in transit and the giver still holds. Anything else walks.
+    """
+    offers = tf.get("offers")
+    if not offers:
+        return holder, ()
+    if len(offers) > 1:
+        chain = custody.walk(tf, root, holder)
+        return chain.holder, tuple(s.offer for s in chain.steps[-1:])
+    ((head, oid, giver, to),) = offers
+    if head != root or giver != holder:
+        return holder, ()
+    for a in tf.get("accepts", ()):
+        if a[0] == oid and a[2] == to and a[3] == head:
+            return to, (oid,)
+    return holder, (oid,)
+
+
 def _items(ctx: _Ctx, number: str, items: list[bytes], packer: bytes | None,
            destination: str | None, progress: Callable[[int], None] | None) -> tuple[bytes, ...]:
-    """Per-item checks; findings of one kind are grouped into one reason."""
+    """Per-item checks; findings of one kind are grouped into one reason.
+
+    The checks that depend only on the mint record (lot recalled, expired,
+    diversion) are worked out once per mint record (`_MintChecks`), and flagged
+    for each item it minted in the same order as the per-item ones.
+    """
     found: dict[str, list[bytes]] = {}
     brands: set[bytes] = set()
     lots: dict[bytes, F.Facts] = {}
+    by_mint: dict[bytes, _MintChecks | None] = {}
+    facts, token_key = ctx.reader.facts, F.token_key
 
     def flag(code: str, *evidence: bytes) -> None:
         found.setdefault(code, []).extend(evidence)
 
-    for n, tid in enumerate(items):
-        if progress and n and n % 10_000 == 0:
-            progress(n)
-        tf = ctx.reader.facts(F.token_key(tid))
-        mints = sorted(tf.get("mint", ()))
-        if not mints:
-            flag("item.not_minted", *[p[2] for p in tf.get("packs", ()) if p[0] == number][:1])
-            continue
-        if len(mints) > 1:
-            flag("item.cloned", *[m[0] for m in mints])
-        mint_id, brand = mints[0]
-        brands.add(brand)
+    def mint_checks(mint_id: bytes) -> _MintChecks | None:
         mint = ctx.record(mint_id)
         if mint is None:
-            flag("item.not_minted")
-            continue
+            return None
         body: Any = mint.body
-        elsewhere = {p[0] for p in tf.get("packs", ()) if p[0] != number}
-        if elsewhere:
-            flag("item.two_containers", *[p[2] for p in tf.get("packs", ())])
-        if tf.get("recalls"):
-            flag("item.recalled", *[r[0] for r in tf["recalls"]])
         lot_key = F.lot_key(body.gtin, body.lot)
         if lot_key not in lots:
-            lots[lot_key] = ctx.reader.facts(lot_key)
-        if lots[lot_key].get("recalls"):
-            flag("item.recalled", *[r[0] for r in lots[lot_key]["recalls"]])
-        if body.expiry is not None and body.expiry < ctx.now:
-            flag("item.expired", mint_id)
-        if destination is not None and destination not in body.markets:
-            flag("item.diversion", mint_id)
-        if packer is not None:
-            chain = custody.walk(tf, mint_id, brand)
-            if chain.holder != packer:
-                flag("custody.packer_not_holder", mint_id, *(s.offer for s in chain.steps[-1:]))
+            lots[lot_key] = facts(lot_key)
+        return _MintChecks(
+            lot_recalls=tuple(r[0] for r in lots[lot_key].get("recalls", ())),
+            expired=body.expiry is not None and body.expiry < ctx.now,
+            diverted=destination is not None and destination not in body.markets)
+
+    for start in range(0, len(items), _PROGRESS_EVERY):
+        if progress and start:
+            progress(start)
+        for tid in items[start:start + _PROGRESS_EVERY]:
+            tf = facts(token_key(tid))
+            mints = tf.get("mint")
+            if not mints:
+                flag("item.not_minted", *[p[2] for p in tf.get("packs", ()) if p[0] == number][:1])
+                continue
+            if len(mints) > 1:
+                ordered = sorted(mints)
+                flag("item.cloned", *[m[0] for m in ordered])
+                mint_id, brand = ordered[0]
+            else:
+                ((mint_id, brand),) = mints
+            brands.add(brand)
+            if mint_id in by_mint:
+                checks = by_mint[mint_id]
+            else:
+                checks = by_mint[mint_id] = mint_checks(mint_id)
+            if checks is None:
+                flag("item.not_minted")
+                continue
+            packs = tf.get("packs", ())
+            for p in packs:
+                if p[0] != number:
+                    flag("item.two_containers", *[p[2] for p in packs])
+                    break
+            if tf.get("recalls"):
+                flag("item.recalled", *[r[0] for r in tf["recalls"]])
+            if checks.lot_recalls:
+                flag("item.recalled", *checks.lot_recalls)
+            if checks.expired:
+                flag("item.expired", mint_id)
+            if checks.diverted:
+                flag("item.diversion", mint_id)
+            if packer is not None:
+                holder, last_offer = _holder(tf, mint_id, brand)
+                if holder != packer:
+                    flag("custody.packer_not_holder", mint_id, *last_offer)
     rules = {
         "item.not_minted": (Level.RED, "items not minted by any trademark owner (counterfeit)",
                             "item_not_minted"),
