@@ -468,6 +468,38 @@ def cmd_container(args: argparse.Namespace, c: Client) -> int:
     return emit(args, v, render)
 
 
+VERDICTS = {"GREEN": "fast track", "AMBER": "documentary check", "RED": "inspect"}
+
+
+def verdict_text(v: dict[str, Any]) -> str:
+    """A customs verdict as people read it: the verdict, then every reason with its evidence."""
+    out = [fields([
+        ("container", v["container"]),
+        ("verdict", f"{v['verdict']} ({VERDICTS.get(v['verdict'], '?')})"),
+        ("items", v["items"]), ("manifest root", v.get("root")),
+        ("destination", v.get("destination")), ("brands", len(v.get("brands") or []))])]
+    if v["reasons"]:
+        out += ["", "reasons"]
+        for r in v["reasons"]:
+            alert = f", alert {r['alert']}" if r.get("alert") else ""
+            n = len(r.get("evidence") or [])
+            evidence = f" ({n} evidence record{'s' if n != 1 else ''}{alert})" if n or alert else ""
+            out.append(f"  - {r['level']:5}  {r['message']} [{r['code']}]{evidence}")
+            out += [f"             {e}" for e in (r.get("evidence") or [])[:3]]
+            if n > 3:
+                out.append(f"             … and {n - 3} more")
+    else:
+        out += ["", "no findings: every check passed"]
+    return "\n".join(out)
+
+
+def cmd_verify(args: argparse.Namespace, c: Client) -> int:
+    """Exit 0 for GREEN; 1 for AMBER or RED (the goods need a look)."""
+    v = c.get(f"/v1/containers/{args.container}/verify")
+    emit(args, v, verdict_text)
+    return EXIT_OK if v.get("verdict") == "GREEN" else EXIT_PROBLEM
+
+
 def cmd_alerts(args: argparse.Namespace, c: Client) -> int:
     q = {"severity": args.severity, "subject": args.subject}
     if args.follow:
@@ -639,6 +671,10 @@ def register(sub: Any) -> None:
     p = cmd("container", cmd_container, "a container's manifest, seal, custody and customs",
             write=False)
     p.add_argument("id", help="ISO 6346 container number")
+
+    p = cmd("verify", cmd_verify, "verify a container without opening it: the customs verdict"
+            " (exit 0 GREEN, 1 AMBER or RED)", write=False)
+    p.add_argument("container", help="ISO 6346 container number")
 
     p = cmd("alerts", cmd_alerts, "list alerts, or follow them live (--follow)", write=False)
     p.add_argument("--since", type=int, default=None, help="after this cursor")

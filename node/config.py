@@ -21,6 +21,7 @@
     sync_interval_s = 10
     ban_threshold = 100
     ban_seconds = 600
+    silence_check_s = 60      # how often time rules run (shipment gone silent); 0: never
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class LimitsSection:
     sync_interval_s: int = 10
     ban_threshold: int = 100
     ban_seconds: int = 600
+    silence_check_s: int = 60
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,9 +3,10 @@
 `Node` opens the data directory, the store and the ledger (with the node's own
 key), then `run()` starts the services in one nursery: the writer (the only
 task that writes the ledger, see `node.writer`), the RPC (Starlette on
-Hypercorn's trio worker), and whatever is in `services` (the p2p network
-belongs there: `node.services.append(fn)` where `fn(task_status=...)` is a trio
-service). It writes DATA/rpc.addr once the RPC listens.
+Hypercorn's trio worker), and whatever is in `services` (the p2p network, the
+customs observer and the time rules of `node.timers` belong there:
+`node.services.append(fn)` where `fn(task_status=...)` is a trio service). It
+writes DATA/rpc.addr once the RPC listens.
 
 Services write the ledger only through `node.writer` (`append`, `submit`, or
 `call(fn)` for e.g. the sync machine's `submit_run`), which serialises every
@@ -124,6 +125,9 @@ class Node:
         self.observer: Any = None
         if self.config.node.observer:
             self._add_observer()
+        self.timers: Any = None
+        if self.config.limits.silence_check_s:
+            self._add_timers()
         self.url: str | None = None
         self._stopping = trio.Event()
         self._cancel: trio.CancelScope | None = None
@@ -144,6 +148,16 @@ class Node:
         self.observer = Observer(self.ledger, append=self.writer.append, lock=self.writer.lock,
                                  clock=self.clock, jurisdictions=jurisdictions)
         self.services.append(self.observer.run)
+
+    def _add_timers(self) -> None:
+        """Time rules on the node's clock (`node.timers`): shipments gone silent; an
+        observer's containers verified again (items expire in transit)."""
+        from node.timers import Timers
+
+        self.timers = Timers(self.ledger, write=self.writer.call, lock=self.writer.lock,
+                             clock=self.clock, interval_s=self.config.limits.silence_check_s,
+                             ticks=[self.observer.recheck] if self.observer is not None else [])
+        self.services.append(self.timers.run)
 
     def _add_network(self) -> None:
         """The p2p network (sync, gossip) and alert push, over one libp2p host."""

@@ -4,10 +4,13 @@ A node with `observer = true` (a customs authority) watches the log. When a
 `customs.declaration` into one of its credential's jurisdictions is stored, the
 containers it names are verified (`node.verify`); every later record that
 concerns a watched container (a scan, a seal, a sensor reading, a hand-over)
-verifies it again. Each verdict change is logged; RED findings that name an
-alert rule become signed `alert` records of our own feed (customs may write
-alerts), so they replicate to every node, and reach the brands concerned.
-An alert already in our log (same key) is not raised twice.
+verifies it again, and so does the daemon's timer (`recheck`: findings that come
+with time, such as an item expiring in transit). Each verdict change is logged;
+findings (RED, or AMBER) that name an alert rule become signed `alert` records of
+our own feed (customs may write alerts), so they replicate to every node, and
+reach the brands concerned. An alert already in our log (same key) is not
+raised twice; the key is over rule, container and evidence (`intents`), so two
+customs nodes with the same records raise the same alert.
 """
 
 from __future__ import annotations
@@ -29,6 +32,19 @@ log = logging.getLogger("sealchain.observer")
 
 DEBOUNCE_S = 0.1
 SEVERITY = {Level.RED: "critical", Level.AMBER: "medium"}
+
+
+def intents(verdict: Verdict) -> list[Intent]:
+    """The alerts a verdict calls for: each finding that names an alert rule. Pure."""
+    out: dict[bytes, Intent] = {}
+    for reason in verdict.reasons:
+        if reason.level is Level.GREEN or reason.alert is None or not reason.evidence:
+            continue
+        intent = Intent(reason.alert, SEVERITY[reason.level], ("container", verdict.container),
+                        f"customs verdict {reason.level.name}: {reason.message}",
+                        reason.evidence[:64])
+        out.setdefault(intent.key, intent)
+    return list(out.values())
 
 
 class Observer:
@@ -62,6 +78,12 @@ class Observer:
             dirty, self._dirty = self._dirty, set()
             for number in sorted(dirty):
                 await self._verify(number)
+
+    def recheck(self) -> None:
+        """Verify every watched container again (the clock moved: items may have expired)."""
+        if self.watched:
+            self._dirty.update(self.watched)
+            self._wake.set()
 
     def _watch(self, r: Record) -> None:
         body: Any = r.body
@@ -105,14 +127,8 @@ class Observer:
         if before is None or before.level != verdict.level:
             log.warning("event=verdict container=%s verdict=%s reasons=%s", number,
                         verdict.level.name, ",".join(r.code for r in verdict.reasons) or "-")
-        entries = []
-        for reason in verdict.reasons:
-            if reason.level is not Level.RED or reason.alert is None or not reason.evidence:
-                continue
-            intent = Intent(reason.alert, SEVERITY[reason.level], ("container", number),
-                            f"customs verdict RED: {reason.message}", reason.evidence[:64])
-            if self.ledger.store.alert_cursor(intent.key) is None:
-                entries.append(("alert", intent.body()))
+        entries = [("alert", intent.body()) for intent in intents(verdict)
+                   if self.ledger.store.alert_cursor(intent.key) is None]
         if entries:
             try:
                 await self.append(entries)

@@ -186,8 +186,9 @@ class Store:
         raw: bytes | None = self._db.get(b"S" + objkey)
         return raw
 
-    def iter_facts(self) -> Iterator[tuple[bytes, bytes]]:
-        for k, v in self._db.iterator(prefix=b"S"):
+    def iter_facts(self, kind: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """(object key, facts) of every object, or of one kind (its key's first byte)."""
+        for k, v in self._db.iterator(prefix=b"S" + kind):
             yield k[1:], v
 
     def object_records(self, objkey: bytes) -> list[bytes]:
