@@ -452,19 +452,23 @@ def token_custody(reader: Reader, facts: F.Facts,
     for number, _root, _pid, current, unpacker in packed:
         if custody.disputed or custody.pending is not None:
             break
+        ts = None
         if current:
             cc = container_custody(reader, number)
             if cc is not None and cc.disputed:
                 custody.disputed = True
                 break
             to = cc.holder if cc is not None else None
+            ts = cc.steps[-1]["ts"] if cc is not None and cc.steps else None
         else:
             to = unpacker
+            unpacks = sorted(reader.facts(F.container_key(number)).get("unpacks", ()))
+            ts = unpacks[-1][0] if unpacks else None
         if to is None or to == custody.holder:
             continue
         custody.steps.append({"kind": "container", "container": number,
                               "from": party(reader, custody.holder), "to": party(reader, to),
-                              "ts": None})
+                              "ts": ts})
         if current:
             custody.holder = to
         else:

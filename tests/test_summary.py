@@ -144,6 +144,7 @@ def test_token_view_follows_its_container_and_goes_on_after_unpack(store: Store)
     kinds = [s["kind"] for s in view["custody"]["steps"]]
     assert kinds == ["container", "handover"]
     assert view["custody"]["steps"][0]["to"]["did"] == did(j.retailer)
+    assert view["custody"]["steps"][0]["ts"] is not None
     assert view["custody"]["head"] == a.id
     assert view["mint"]["brand"]["did"] == did(j.brand)
     assert view["mint"]["facility"] == "9506000000008"
