@@ -98,21 +98,30 @@ class Conn:
         return data
 
 
-async def singles(url: str, token: str, clients: int, total: int) -> float:
+async def singles(url: str, token: str, clients: int, total: int,
+                  latencies: list[float] | None = None) -> float:
     per = total // clients
 
     async def one(c: int) -> None:
         conn = await Conn.open(url, token)
         async with conn.stream:
             for i in range(per):
+                t = time.perf_counter()
                 status, body = await conn.post("/v1/records", json.dumps(scan(c * per + i)).encode())
                 assert status == 201, body
+                if latencies is not None:
+                    latencies.append(time.perf_counter() - t)
 
     t0 = time.perf_counter()
     async with trio.open_nursery() as n:
         for c in range(clients):
             n.start_soon(one, c)
     return per * clients / (time.perf_counter() - t0)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
 async def batches(url: str, token: str, clients: int, total: int, size: int) -> float:
@@ -163,7 +172,8 @@ def main() -> int:
         try:
             token = d.tokens().write
             trio.run(singles, url, token, args.clients, min(400, args.records))  # warm up
-            acked = trio.run(singles, url, token, args.clients, args.records)
+            lat: list[float] = []
+            acked = trio.run(singles, url, token, args.clients, args.records, lat)
             batch = trio.run(batches, url, token, args.clients, args.batch_records, args.batch)
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -173,12 +183,14 @@ def main() -> int:
                 proc.kill()
     result = {"clients": args.clients, "records": args.records, "acked_per_s": round(acked),
               "batch_records": args.batch_records, "batch_size": args.batch,
-              "batch_acked_per_s": round(batch), "cpus": os.cpu_count()}
+              "batch_acked_per_s": round(batch), "p50_ms": round(percentile(lat, 0.5) * 1000, 2),
+              "p99_ms": round(percentile(lat, 0.99) * 1000, 2), "cpus": os.cpu_count(),
+              "load_avg": round(os.getloadavg()[0], 2)}
     if args.json:
         print(json.dumps(result))
     else:
         print(f"rpc: {args.clients} clients, one record per request: {acked:,.0f} acked/s "
-              f"(goal 1,000)")
+              f"(goal 1,000), latency p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms")
         print(f"rpc: {args.clients} clients, {args.batch} records per batch: {batch:,.0f} acked/s "
               f"(goal 10,000)")
     return 0
