@@ -9,6 +9,7 @@
     listen = ["/ip4/127.0.0.1/tcp/0"]
     bootstrap = []            # multiaddrs with /p2p/<peer id>
     gossip = true
+    discover = true           # ask peers for their peers and dial some (off: bootstrap only)
     psk = ""                  # optional private-network key (64 hex chars)
 
     [rpc]
@@ -48,6 +49,7 @@ class P2PSection:
     listen: tuple[str, ...] = ("/ip4/127.0.0.1/tcp/0",)
     bootstrap: tuple[str, ...] = ()
     gossip: bool = True
+    discover: bool = True
     psk: str = ""
 
 
