@@ -206,7 +206,10 @@ class Node:
             self.hub.notify()
         for records, alerts in written:
             for callback in self._listeners:
-                callback(records, alerts)
+                try:
+                    callback(records, alerts)
+                except Exception:  # one listener's bug must not stop the writer
+                    log.exception("event=listener.failed callback=%r", callback)
 
     def status(self) -> dict[str, Any]:
         me = self.key.public.raw

@@ -160,6 +160,8 @@ class Writer:
                         await trio.to_thread.run_sync(self.process, group)
                 finally:
                     for j in group:
+                        if j.result is None and j.error is None:  # cancelled before written
+                            j.error = RpcError(503, "shutting_down", "the node is shutting down")
                         j.done.set()
                 if self.after_group is not None:
                     self.after_group()
