@@ -72,6 +72,7 @@ class _Job:
     prepared: list[tuple[str, schema.Body]] = field(default_factory=list)
     result: Any = None
     error: BaseException | None = None
+    finished: bool = False
 
     @property
     def size(self) -> int:
@@ -160,7 +161,7 @@ class Writer:
                         await trio.to_thread.run_sync(self.process, group)
                 finally:
                     for j in group:
-                        if j.result is None and j.error is None:  # cancelled before written
+                        if not j.finished:  # cancelled before it was written
                             j.error = RpcError(503, "shutting_down", "the node is shutting down")
                         j.done.set()
                 if self.after_group is not None:
@@ -178,6 +179,8 @@ class Writer:
         for j in group:
             if j.fn is not None:
                 self._guard([j], lambda j=j: setattr(j, "result", j.fn()))  # type: ignore[misc]
+        for j in group:
+            j.finished = True
 
     @staticmethod
     def _guard(jobs: Sequence[_Job], fn: Callable[[], Any]) -> None:
