@@ -519,3 +519,19 @@ async def test_a_bug_is_a_json_500_and_the_node_keeps_serving(
         assert r.status_code == 500
         assert err(r)["code"] == "internal"
         assert (await rpc.read.get("/v1/status")).status_code == 200
+
+
+async def test_writer_call_runs_other_ledger_writes_in_turn(rpc: Running) -> None:
+    with trio.fail_after(TIMEOUT):
+        w = rpc.p.world
+        rec = w.scan(rpc.p.carrier, "container", BOX, country="NL")
+        out = await rpc.node.writer.call(lambda: rpc.node.ledger.submit([rec.wire], w.now))
+        assert out[0].status == "stored"
+        assert await rpc.node.writer.call(lambda: None) is None
+
+        def boom() -> None:
+            raise ValueError("boom")
+
+        with pytest.raises(ValueError, match="boom"):
+            await rpc.node.writer.call(boom)
+        assert (await rpc.read.get("/v1/status")).json()["author_count"] == 2
