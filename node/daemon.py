@@ -183,6 +183,9 @@ class Node:
         self.push = PushService.over(self.network, PushConfig(providers=providers),
                                      write=self.writer.call)
         self.services += [self.network.run, self.push.run]
+        from node.net_metrics import NetCollector
+
+        self.metrics.registry.register(NetCollector(self.network, self.push))
         self.peers = self.network.connected
         self.sync_lag = self.network.sync_lag
 
