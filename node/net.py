@@ -42,6 +42,7 @@ from node.p2p import Host, PeerEventKind, Stream, peer_id_of
 from protocol import codec
 from protocol.envelope import Record
 from protocol.errors import ProtocolError
+from protocol.feed import Head, verify_range
 from protocol.sync import Limits, SyncSession
 from protocol.sync_messages import Deliver, Disconnect, Fetch, Fork, Idle, Penalise, Send
 
@@ -51,6 +52,7 @@ SYNC_PROTOCOL = "/sealchain/sync/1"
 PEERS_PROTOCOL = "/sealchain/peers/1"
 GOSSIP_BATCH = 256
 GOSSIP_LINGER_S = 0.02
+GOSSIP_INGEST_MESSAGES = 16  # gossip messages ingested in one write, at most
 MAX_PEER_LIST = 64
 
 
@@ -129,8 +131,10 @@ class Network:
         self._banned: dict[bytes, float] = {}
         self._known: dict[bytes, str] = {}  # peer key -> multiaddr
         self._sync_buckets: dict[bytes, Bucket] = {}
+        self._last_lag = 0
         self._gossip_buckets: dict[bytes, Bucket] = {}
-        self._syncing: set[bytes] = set()
+        self._syncing: Counter[bytes] = Counter()  # peer -> sync sessions running (both ways)
+        self._again: set[bytes] = set()  # peers to sync with once their session ends
         self._gone: dict[bytes, trio.Event] = {}  # peer -> set when it disconnects
         self._outbox_send, self._outbox = trio.open_memory_channel[Record](10_000)
         self._decoded: OrderedDict[bytes, list[Record]] = OrderedDict()
@@ -169,7 +173,15 @@ class Network:
         return self.host.connected_peers()
 
     def sync_lag(self) -> int:
-        return max(self.lag.values(), default=0)
+        """Records we know exist but do not hold yet: the gaps behind the pending area."""
+        try:
+            missing = self.ledger.pending.missing()
+            heads = {a: self.ledger.head(a) for a in missing}
+        except RuntimeError:  # the writer thread changed the pending area mid-read
+            return self._last_lag
+        self._last_lag = sum(top - (h.seq if h else 0) for a, top in missing.items()
+                             for h in [heads[a]])
+        return self._last_lag
 
     def on_peer(self, callback: Callable[[bytes, bool], None]) -> None:
         self._listeners.append(callback)
@@ -280,32 +292,49 @@ class Network:
             self.request_sync()
 
     def request_sync(self, peer: bytes | None = None) -> None:
-        """Start a sync round with `peer` (or every connected peer) unless one is running."""
+        """Start a sync round with `peer` (or every connected peer); if a session with it is
+        running (either side opened it: a session syncs both ways), one more after it."""
         assert self._nursery is not None
         for p in [peer] if peer else self.host.connected_peers():
-            if p not in self._syncing:
+            if self._syncing[p]:
+                self._again.add(p)
+            else:
                 self._nursery.start_soon(self._sync_with, p)
 
     async def _sync_with(self, peer: bytes) -> None:
-        if peer in self._syncing or self._is_banned(peer):
+        if self._syncing[peer] or self._is_banned(peer):
             return
-        self._syncing.add(peer)
+        self._syncing[peer] += 1
         try:
             stream = await self.host.open_stream(peer, SYNC_PROTOCOL)
         except NetworkError as exc:
             log.debug("sync open failed peer=%s error=%s", peer_id_of(peer), exc)
-            self._syncing.discard(peer)
+            self._session_ended(peer)
             return
         try:
             await self._run_session(stream)
         finally:
-            self._syncing.discard(peer)
+            self._session_ended(peer)
 
     async def _serve_sync(self, stream: Stream) -> None:
-        if self._is_banned(stream.remote_public_key):
+        peer = stream.remote_public_key
+        if self._is_banned(peer):
             await stream.reset()
             return
-        await self._run_session(stream)
+        self._syncing[peer] += 1
+        try:
+            await self._run_session(stream)
+        finally:
+            self._session_ended(peer)
+
+    def _session_ended(self, peer: bytes) -> None:
+        self._syncing[peer] -= 1
+        if self._syncing[peer] <= 0:
+            del self._syncing[peer]
+            if peer in self._again:
+                self._again.discard(peer)
+                if self._nursery is not None and self.host.is_connected(peer):
+                    self._nursery.start_soon(self._sync_with, peer)
 
     async def _run_session(self, stream: Stream) -> None:
         peer = stream.remote_public_key
@@ -435,6 +464,10 @@ class Network:
 
     def _validate(self, author: bytes, data: bytes) -> bool:
         """Permanently invalid gossip is rejected (and costs its sender points)."""
+        if author == self.host.public_key:
+            # Our own publish (libp2p validates those too): made from our stored records.
+            # Strict signing means no one else can publish under our key.
+            return True
         if self._bucket(self._gossip_buckets, author,
                         self.config.gossip_messages_per_s).take(1) > 0:
             self.stats.gossip_throttled += 1
@@ -444,9 +477,10 @@ class Network:
             wires = codec.decode(data)
             if not isinstance(wires, list) or not all(isinstance(w, bytes) for w in wires):
                 raise ProtocolError("a records message is a list of record wires")
-            records = [Record.from_bytes(w) for w in wires]
+            records = [Record.from_bytes(w, verify=False) for w in wires]
             if any(r.network != self.ledger.network for r in records):
                 raise ProtocolError("record of another network")
+            authenticate(records)
         except Error as exc:
             self.stats.gossip_rejected += 1
             self.penalise(author, 20, f"gossip: {exc}")
@@ -457,18 +491,55 @@ class Network:
         return True
 
     async def _gossip_in(self, channel: Any) -> None:
-        async for msg in channel:
-            self.stats.gossip_in += 1
-            records = self._decoded.pop(msg.data, None)
-            if records is None:
+        async for first in channel:
+            # Whatever else has arrived meanwhile goes into the same write (one synced batch).
+            messages = [first]
+            while len(messages) < GOSSIP_INGEST_MESSAGES:
                 try:
-                    records = [Record.from_bytes(w) for w in codec.decode(msg.data)]
-                except Error:
-                    continue
+                    messages.append(channel.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            records: list[Record] = []
+            for msg in messages:
+                self.stats.gossip_in += 1
+                decoded = self._decoded.pop(msg.data, None)
+                if decoded is None:
+                    try:
+                        decoded = [Record.from_bytes(w, verify=False)
+                                   for w in codec.decode(msg.data)]
+                        authenticate(decoded)
+                    except Error:
+                        continue
+                records += decoded
+            if not records:
+                continue
             self.stats.gossip_records_in += len(records)
             outcomes = await self._ingest(records)
             if any(o.status == "pending" for o in outcomes):
                 self.request_sync()
+
+
+def authenticate(records: list[Record]) -> None:
+    """Check the signatures of gossiped records as sync does: one per contiguous run.
+
+    Our own records go out in seq order, so a gossip message holds runs of one
+    feed. Each maximal run (same author, each seq one more and each prev naming
+    the record before) is authenticated by `feed.verify_range` anchored at its
+    first record's own prev: the author's signature on the run's last record
+    commits to every earlier one through the ids. A record in no longer run is
+    a run of one, checked by its own signature. Whether the first record links
+    to the feed we hold is the ledger's placement check, as for any record.
+    Raises `VerificationError` or `FeedError`.
+    """
+    i = 0
+    while i < len(records):
+        j = i + 1
+        while j < len(records) and records[j].author == records[i].author \
+                and records[j].seq == records[j - 1].seq + 1 and records[j].prev == records[j - 1].id:
+            j += 1
+        first = records[i]
+        verify_range(records[i:j], None if first.prev is None else Head(first.seq - 1, first.prev))
+        i = j
 
 
 def _messages(wires: list[bytes]) -> list[bytes]:
