@@ -22,6 +22,7 @@ from pathlib import Path
 from node import audit
 from node.datadir import DataDir
 from node.ledger import Ledger
+from node.scenario import World
 from node.store import Store
 from protocol.envelope import Record
 from tests.crash_child import NODE_KEY, build_world, write_wires
@@ -102,6 +103,17 @@ def verify(data: DataDir, acked: set[bytes]) -> tuple[int, int]:
         store.close()
 
 
+def storable(tmp_path: Path, world: World, records: list[Record]) -> int:
+    """How many of the foreign records a node that is never killed stores."""
+    store = Store.open(tmp_path / "reference")
+    try:
+        led = Ledger(store, world.genesis)
+        led.submit([r.wire for r in records], int(time.time() * 1000))
+        return sum(1 for _ in store.iter_records())
+    finally:
+        store.close()
+
+
 def test_killed_at_random_moments_never_loses_or_forks(tmp_path: Path) -> None:
     world, records = build_world(containers=60)
     data = DataDir.init(tmp_path / "node", world.genesis, role="carrier", key=NODE_KEY)
@@ -129,6 +141,7 @@ def test_killed_at_random_moments_never_loses_or_forks(tmp_path: Path) -> None:
     assert own > counts[0][1]
     foreign = [t - o for t, o in counts]
     assert foreign == sorted(foreign)
-    assert len(set(foreign)) >= 3, counts  # foreign ingest went on in later runs too
+    # foreign ingest went on after the first run, unless that run already stored it all
+    assert foreign[-1] > foreign[0] or foreign[0] == storable(tmp_path, world, records), counts
     grew = sum(1 for a, b in zip(counts, counts[1:], strict=False) if b[0] > a[0])
     assert grew >= KILLS // 2, counts
