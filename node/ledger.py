@@ -136,6 +136,7 @@ class Ledger:
         self.own = own
         self.pending = Pending(pending_limit)
         self.stats: Counter[tuple[str, str]] = Counter()
+        self.rejections: Counter[tuple[str, str]] = Counter()  # (record type, rule)
         self.version = 0
         self._facts_cache: OrderedDict[bytes, F.Facts] = OrderedDict()
         self._facts_cache_size = facts_cache
@@ -237,9 +238,10 @@ class Ledger:
             try:
                 records.append(Record.from_bytes(w))
             except (RemoteProtocolError, VerificationError) as exc:
+                # Counted and logged like every other rejection (`_reject`); nothing stored.
                 rule = getattr(exc, "rule", type(exc).__name__)
-                self.stats[("rejected", str(rule))] += 1
-                early[i] = Outcome("rejected", reason=str(exc), penalty=getattr(exc, "penalty", 10))
+                early[i] = self._reject(str(rule), str(exc), getattr(exc, "penalty", 10),
+                                        type_name="unknown")  # not decoded: no type
         outcomes = iter(self._ingest(records, now))
         return [early[i] if i in early else next(outcomes) for i in range(len(wires))]
 
@@ -338,14 +340,16 @@ class Ledger:
 
     # -- one record ----------------------------------------------------------------------
 
-    def _reject(self, rule: str, reason: str, penalty: int = 10) -> Outcome:
+    def _reject(self, rule: str, reason: str, penalty: int = 10, *, type_name: str) -> Outcome:
         self.stats[("rejected", rule)] += 1
-        log.info("record rejected rule=%s reason=%s", rule, reason)
+        self.rejections[(type_name, rule)] += 1
+        # One line per rejected record (the reason may quote input: keep it on one line).
+        log.info("record rejected rule=%s reason=%s", rule, " ".join(reason.split()))
         return Outcome("rejected", reason=reason, penalty=penalty)
 
     def _place(self, r: Record, b: _Batch, queue: deque[Record]) -> Outcome:
         if r.network != self.network:
-            return self._reject("network", "record of another network")
+            return self._reject("network", "record of another network", type_name=r.type)
         head = b.head(r.author)
         # A stored record sits in its author's feed at its own seq, and heads only
         # grow: a record past the head cannot be stored yet, so only one at or below
@@ -358,7 +362,8 @@ class Ledger:
             # record in dispute there, or an earlier dispute: every order must find all.
             other = self._conflict(b, r) if r.seq <= fork + 1 else None
             if other is None or other.seq > fork:
-                return self._reject("author.forked", "author's feed is forked at or before this seq", 0)
+                return self._reject("author.forked", "author's feed is forked at or before this seq", 0,
+                                    type_name=r.type)
             return self._fork(b, other, r)
         placement = classify(r, head)
         if placement is Placement.KNOWN:
@@ -388,7 +393,7 @@ class Ledger:
                 self.stats[("pending", "author")] += 1
                 return Outcome("pending", r.id, "author's credential not seen yet")
             self._unauthorised(r, exc.rule, b)
-            return self._reject(exc.rule, str(exc), exc.penalty)
+            return self._reject(exc.rule, str(exc), exc.penalty, type_name=r.type)
         self._store(r, b, queue)
         queue.extend(self.pending.next_in_feed(r.author, r.seq + 1))
         return Outcome("stored", r.id)
@@ -466,7 +471,8 @@ class Ledger:
         try:
             proof = EquivocationProof.of(a, c)
         except VerificationError as exc:
-            return self._reject("fork.invalid", f"not a valid equivocation: {exc}")
+            return self._reject("fork.invalid", f"not a valid equivocation: {exc}",
+                                type_name=a.type)
         seq = proof.seq
         ids = sorted({proof.first.id, proof.second.id}) if proof.first.seq == proof.second.seq \
             else sorted({proof.first.id, proof.second.prev or b""})
