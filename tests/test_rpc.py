@@ -38,7 +38,8 @@ class Running:
 async def rpc(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Running]:
     p = provision(tmp_path / "node")
     node = Node(p.data, handle_signals=False)
-    url = await nursery.start(node.run)
+    with trio.fail_after(TIMEOUT):
+        url = await nursery.start(node.run)
     tokens = p.data.tokens()
     async with client(url, tokens.write) as w, client(url, tokens.read) as r:
         yield Running(node, url, p, w, r)
@@ -476,6 +477,39 @@ async def test_alerts_paging_filters_and_metrics(rpc: Running) -> None:
         assert 'sealchain_rpc_requests_total{method="GET",route="/v1/alerts",status="200"}' in m
         assert "sealchain_ingest_latency_seconds_bucket" in m
         assert "sealchain_log_height" in m
+
+
+async def test_rejections_are_counted_by_type_and_reason(rpc: Running) -> None:
+    with trio.fail_after(TIMEOUT):
+        w, carrier = rpc.p.world, rpc.p.carrier
+        mint = w.sign(carrier, "product.mint", mint_body(["C1"]))  # carriers do not mint
+        label = 'sealchain_records_rejected_total{reason="role",type="product.mint"}'
+
+        async def count(label: str) -> float:
+            for line in (await rpc.read.get("/metrics")).text.splitlines():
+                if line.startswith(label + " "):
+                    return float(line.split()[-1])
+            return 0.0
+
+        assert await count(label) == 0
+        r = await rpc.write.post("/v1/records/raw", json={"records": [mint.wire.hex()]})
+        assert r.status_code == 400, r.text
+        assert await count(label) == 1
+        r = await rpc.write.post("/v1/records/raw", json={"records": ["00"]})  # not a record
+        assert r.status_code == 400
+        m = (await rpc.read.get("/metrics")).text
+        assert 'sealchain_records_rejected_total{reason="' in m
+        assert 'type="any"' not in m
+        unknown = [x for x in m.splitlines()
+                   if x.startswith("sealchain_records_rejected_total{") and 'type="unknown"' in x]
+        assert len(unknown) == 1, unknown
+        assert unknown[0].endswith(" 1.0"), unknown
+        # A body this node refuses to sign is counted by its type too.
+        r = await post(rpc, "customs.action", {"subject": {"kind": "container", "id": BOX},
+                                               "action": "hold"})
+        assert r.status_code == 403
+        assert await count('sealchain_records_rejected_total{reason="role",'
+                           'type="customs.action"}') == 1
 
 
 async def test_openapi_describes_every_route(rpc: Running) -> None:

@@ -22,7 +22,8 @@ async def running(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[tuple[
                                                                                 Provisioned]]:
     p = provision(tmp_path / "node")
     node = Node(p.data, handle_signals=False)
-    url = await nursery.start(node.run)
+    with trio.fail_after(TIMEOUT):
+        url = await nursery.start(node.run)
     yield node, url, p
     node.stop()
 

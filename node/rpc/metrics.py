@@ -1,7 +1,8 @@
 """Prometheus metrics of one node, in its own registry (several nodes may share a process).
 
-Counters the ledger keeps itself (`Ledger.stats`: ingested by type, rejected by
-rule, alerts by rule, pending and forks) are read at scrape time by a custom
+Counters the ledger keeps itself (`Ledger.stats`: ingested by type, alerts by
+rule, pending and forks; `Ledger.rejections`: rejected by type and rule, type
+"unknown" for bytes that did not decode) are read at scrape time by a custom
 collector, so the ledger stays free of Prometheus. The RPC and the writer
 observe their own. Other services (the p2p network) register their collectors
 in `Metrics.registry`.
@@ -33,7 +34,7 @@ class _LedgerCollector(Collector):
                                        labels=["type"])
         rejected = CounterMetricFamily(
             "sealchain_records_rejected",
-            "Records rejected, by type (\"any\" where the ledger did not decode it) and reason",
+            "Records rejected, by type (\"unknown\" where it did not decode) and reason",
             labels=["type", "reason"])
         alerts = CounterMetricFamily("sealchain_alerts", "Alerts raised, by rule", labels=["rule"])
         pending = CounterMetricFamily("sealchain_records_pended", "Records put in the pending "
@@ -43,15 +44,17 @@ class _LedgerCollector(Collector):
         for (what, label), n in sorted(stats.items()):
             if what == "ingested":
                 ingested.add_metric([label], n)
-            elif what == "rejected":
-                rejected.add_metric(["any", label], n)
             elif what == "alert":
                 alerts.add_metric([label], n)
             elif what == "pending":
                 pending.add_metric([label], n)
             elif what == "fork":
                 fork_n += n
-        for (type_name, reason), n in sorted(self.rejected.items()):
+        # The ledger's (records from peers and raw imports) and the RPC's (records this
+        # node was asked to sign) are disjoint: a (type, reason) seen by both adds up.
+        both: Counter[tuple[str, str]] = Counter(self.ledger.rejections)
+        both.update(self.rejected)
+        for (type_name, reason), n in sorted(both.items()):
             rejected.add_metric([type_name, reason], n)
         forks.add_metric([], fork_n)
         yield from (ingested, rejected, alerts, pending, forks)
