@@ -67,9 +67,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"sealchain: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # a file named on the command line that cannot be read or written
+        print(f"sealchain: {_os_error(exc)}", file=sys.stderr)
+        return EXIT_USAGE
     except Error as exc:
         print(f"sealchain: {exc}", file=sys.stderr)
         return EXIT_PROBLEM
+
+
+def _os_error(exc: OSError) -> str:
+    """One line for a failed file operation: `PATH: reason` (no traceback)."""
+    reason = exc.strerror or str(exc)
+    if exc.filename is None:
+        return reason
+    return f"{exc.filename}: {reason}"
 
 
 if __name__ == "__main__":  # pragma: no cover

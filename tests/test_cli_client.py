@@ -165,3 +165,29 @@ def test_rpc_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1] == (
         f"sealchain: cannot listen for RPC on 127.0.0.1:{port}: Address already in use")
+
+
+@pytest.mark.parametrize("args", [
+    ["pack", "--container", BOX, "--weight-g", "1", "--items-file", "{missing}"],
+    ["mint", "--gtin", GTIN, "--lot", "L1", "--mark", "ACME", "--markets", "NL", "--facility",
+     GLN, "--serials-file", "{missing}"],
+    ["submit", "{missing}"],
+    ["submit", "{dir}"],
+])
+def test_unreadable_input_file_is_one_line_and_exit_2(
+        args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from node.cli import main
+
+    p = provision(tmp_path / "node")
+    (p.data.path / "rpc.addr").write_text("http://127.0.0.1:9\n")  # never reached
+    missing = tmp_path / "nonexistent.txt"
+    argv = [a.format(missing=missing, dir=tmp_path) for a in args]
+    code = main([argv[0], "--data", str(p.data.path), *argv[1:]])
+    out, errs = capsys.readouterr()
+    assert code == 2
+    assert out == ""
+    lines = errs.strip().splitlines()
+    assert len(lines) == 1, errs
+    target = str(tmp_path) if "{dir}" in args else str(missing)
+    assert lines[0].startswith(f"sealchain: {target}: "), lines
+    assert "Traceback" not in errs
