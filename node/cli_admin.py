@@ -145,7 +145,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from node.audit import check
 
     d = _datadir(args.data)
-    store = Store.open(d.db_path, create=False)
+    store = Store.open(d.db_path, create=False, repair=True)  # names an interrupted rebuild
     try:
         problems = check(store, d.genesis(), _progress)
     finally:
@@ -160,7 +160,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     from node.audit import rebuild
 
     d = _datadir(args.data)
-    store = Store.open(d.db_path, create=False)
+    store = Store.open(d.db_path, create=False, repair=True)  # finishes an interrupted one
     try:
         n = rebuild(store, d.genesis(), _progress)
     finally:

@@ -33,6 +33,9 @@ from protocol import codec
 from protocol.feed import Head
 
 SCHEMA_VERSION: Final = 1
+# Meta flag set by `sealchain rebuild` in its first batch and cleared in its last: while
+# set, the derived tables are half rewritten, and a node must not run on them.
+REBUILDING: Final = "rebuilding"
 _U64 = struct.Struct(">Q")
 
 
@@ -77,7 +80,9 @@ class Store:
         self.path = path
 
     @classmethod
-    def open(cls, path: Path | str, *, create: bool = True) -> Store:
+    def open(cls, path: Path | str, *, create: bool = True, repair: bool = False) -> Store:
+        """Open (or create) the database. A database an interrupted `sealchain rebuild`
+        left half rewritten is refused unless `repair` (for `check` and `rebuild`)."""
         path = Path(path)
         try:
             # Bloom filters: ingest looks up many keys that do not exist yet (new
@@ -103,6 +108,10 @@ class Store:
         elif version < SCHEMA_VERSION:
             db.close()
             raise StorageError(f"database {path} has old schema {version}: run `sealchain rebuild`")
+        if not repair and store.meta(REBUILDING) is not None:
+            db.close()
+            raise StorageError(f"database {path} was left half rebuilt (`sealchain rebuild` was"
+                               " interrupted): run `sealchain rebuild` again")
         return store
 
     def close(self) -> None:
@@ -136,6 +145,21 @@ class Store:
     @staticmethod
     def meta_put(ws: WriteSet, name: str, value: Any) -> None:
         ws.put(b"M" + name.encode(), codec.encode_local(value))
+
+    def iter_meta(self, prefix: str) -> Iterator[tuple[str, Any]]:
+        """(name, value) of every meta entry whose name starts with `prefix`."""
+        for k, v in self._db.iterator(prefix=b"M" + prefix.encode()):
+            yield k[1:].decode(), codec.decode_local(v)
+
+    def iter_keys(self, table: bytes) -> Iterator[bytes]:
+        """Every key of one table (its first byte), with that byte: for `sealchain rebuild`."""
+        with self._db.iterator(prefix=table, include_value=False) as it:
+            yield from it
+
+    def iter_table(self, table: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Every (key, value) of one table, keys with their first byte: for `sealchain check`."""
+        with self._db.iterator(prefix=table) as it:
+            yield from it
 
     # -- records and feeds -------------------------------------------------------------
 
@@ -178,6 +202,8 @@ class Store:
 
     def iter_feed_entries(self) -> Iterator[tuple[bytes, int, bytes]]:
         for k, v in self._db.iterator(prefix=b"F"):
+            if len(k) != 41:  # author(32) + seq(8)
+                raise StorageError(f"feed entry key {k.hex()} is corrupt: run `sealchain rebuild`")
             yield k[1:33], from_u64(k[33:41]), v
 
     # -- objects -----------------------------------------------------------------------
@@ -223,6 +249,11 @@ class Store:
             if len(out) >= limit:
                 break
         return out
+
+    def iter_alerts(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Every alert entry, oldest first."""
+        for k, v in self._db.iterator(prefix=b"A"):
+            yield from_u64(k[1:]), codec.decode_local(v)
 
     def last_alert_cursor(self) -> int:
         with self._db.iterator(prefix=b"A", reverse=True, include_value=False) as it:
