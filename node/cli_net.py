@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+START_TIMEOUT_S = 120.0  # nodes start in ~2 s, much slower on a loaded machine
+
 
 def register(sub: Any) -> None:
     tn = sub.add_parser("testnet", help="run N real nodes on 127.0.0.1 until interrupted")
@@ -52,7 +54,7 @@ def cmd_testnet(args: argparse.Namespace) -> int:
     net = Testnet.create(args.dir, args.nodes)
     print(f"starting {len(net.members)} nodes in {args.dir} …", flush=True)
     try:
-        net.start()
+        net.start(timeout=START_TIMEOUT_S)
         _print_nodes(net)
         print(f"\nnode list with tokens: {args.dir / 'testnet.json'}; logs: {args.dir}/*.log")
         print("Ctrl-C stops every node.", flush=True)
@@ -64,35 +66,52 @@ def cmd_testnet(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from node.demo import DemoError, play
+    from node.demo import DemoError, follow, locked, play
     from node.testnet import Testnet
 
     root = args.dir or Path(tempfile.mkdtemp(prefix="sealchain-demo-"))
     net = Testnet.create(root, 5, name="sealchain-demo")
     print(f"sealchain demo: a local network of {len(net.members)} nodes in {root}", flush=True)
     ok = False
+    followers: dict[str, Any] = {}
+
+    @locked
+    def say(line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
     try:
-        net.start()
+        net.start(timeout=START_TIMEOUT_S)
         _print_nodes(net)
+        followers = follow(net, say)
         try:
-            outcome = play(net, lambda s: print(s, flush=True))
-            ok = outcome.as_expected
+            outcome = play(net, followers, say)
+            problems = outcome.problems()
+            ok = not problems
+            for p in problems:
+                say(f"   not as expected: {p}")
         except DemoError as exc:
             print(f"\ndemo: {exc}", file=sys.stderr)
-        print("\n" + ("The story came out as expected: A fast-tracked, B flagged for inspection."
-                      if ok else "The story did NOT come out as expected."))
+        say("\n" + ("The story came out as expected: A fast-tracked, B flagged for inspection,"
+                    " the alerts at customs and the brand." if ok
+                    else "The story did NOT come out as expected."))
         customs = next(m for m in net.members if m.role == "customs")
         brand = next(m for m in net.members if m.role == "brand")
-        print("\nWhere to look next:")
-        print(f"  customs RPC     {customs.describe()['rpc_url']}/v1/alerts   (token in "
-              f"{root / 'testnet.json'})")
-        print(f"  brand alerts    sealchain alerts --follow --data {brand.data.path}")
-        print(f"  a verdict       sealchain verify MSKU2666542 --data {customs.data.path}")
+        say("\nWhere to look next:")
+        say(f"  customs RPC     {customs.describe()['rpc_url']}/v1/alerts   (token in "
+            f"{root / 'testnet.json'})")
+        say(f"  brand alerts    sealchain alerts --follow --data {brand.data.path}")
+        say(f"  a verdict       sealchain verify MSKU2666542 --data {customs.data.path}")
         if not args.once:
-            print("\nThe network keeps running; Ctrl-C stops it.", flush=True)
+            say("\nThe network keeps running (new alerts are printed as they arrive);"
+                " Ctrl-C stops it.")
             _wait_for_interrupt()
     finally:
+        for f in followers.values():
+            f.stop()
         net.stop()
+        for f in followers.values():
+            f.join(2.0)
         if args.once and args.dir is None:
             shutil.rmtree(root, ignore_errors=True)
     return 0 if ok else 1

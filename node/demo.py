@@ -11,6 +11,8 @@ are declared and again as scans arrive: A is GREEN (fast track), B is RED
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -72,20 +74,98 @@ class Rpc:
 
 @dataclass
 class Outcome:
+    """What the story produced: customs' verdicts, the alerts followed live at customs
+    and at the brand (role -> alerts), and any alert about the honest container or its
+    goods at any node (`node: rule subject` lines; there should be none)."""
+
     verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)
     alerts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    honest_alerts: list[str] = field(default_factory=list)
+
+    def problems(self) -> list[str]:
+        """Every way the outcome differs from the story's; empty when as expected."""
+        out: list[str] = []
+        a = self.verdicts.get(HONEST, {}).get("verdict")
+        b = self.verdicts.get(TAMPERED, {})
+        if a != "GREEN":
+            out.append(f"{HONEST} is {a}, not GREEN")
+        if b.get("verdict") != "RED":
+            out.append(f"{TAMPERED} is {b.get('verdict')}, not RED")
+        codes = {r["code"] for r in b.get("reasons", ())}
+        out += [f"{TAMPERED}'s verdict lacks {c}" for c in ("seal.mismatch", "item.not_minted")
+                if c not in codes]
+        for role in ("customs", "brand"):
+            rules = {x["rule"] for x in self.alerts.get(role, ())
+                     if x["subject"]["id"] == TAMPERED}
+            out += [f"no {rule} alert about {TAMPERED} at {role}"
+                    for rule in ("item_not_minted", "seal_mismatch") if rule not in rules]
+        out += [f"an alert about the honest container: {x}" for x in self.honest_alerts]
+        return out
 
     @property
     def as_expected(self) -> bool:
-        a = self.verdicts.get(HONEST, {}).get("verdict")
-        b = self.verdicts.get(TAMPERED, {})
-        codes = {r["code"] for r in b.get("reasons", ())}
-        rules = {role: {x["rule"] for x in xs} for role, xs in self.alerts.items()}
-        return (a == "GREEN" and b.get("verdict") == "RED"
-                and {"seal.mismatch", "item.not_minted"} <= codes
-                and "seal_mismatch" in rules.get("customs", set())
-                and "seal_mismatch" in rules.get("brand", set())
-                and "item_not_minted" in rules.get("brand", set()))
+        return not self.problems()
+
+
+def alert_line(role: str, a: dict[str, Any]) -> str:
+    """One alert as a person reads it: time, where, severity, rule, subject, reason."""
+    ms = a.get("received") or a.get("ts") or 0
+    when = time.strftime("%H:%M:%S", time.localtime(ms / 1000))
+    subject = a["subject"]
+    ident = subject["id"] if len(subject["id"]) <= 20 else subject["id"][:16] + "…"
+    return (f"   ! {when} at {role:8} {a['severity']:8} {a['rule']:18} {subject['kind']}"
+            f" {ident}: {a['reason']}")
+
+
+class AlertFollower:
+    """Follows one node's `/v1/alerts/stream` (SSE) in a thread and says each alert the
+    moment it arrives; reconnects with `Last-Event-ID` if the stream breaks."""
+
+    def __init__(self, member: Member, role: str, say: Callable[[str], None]) -> None:
+        info = member.describe()
+        self.role, self.say = role, say
+        self.url, self.token = info["rpc_url"], info["read_token"]
+        self.alerts: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"follow-{role}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop following: at once if the stream ends (its node stops), else at the next
+        line (a keepalive comes every 15 s); the thread is a daemon, so never waited for."""
+        self._stop.set()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        last = "0"
+        while not self._stop.is_set():
+            try:
+                with httpx.Client(base_url=self.url, timeout=httpx.Timeout(5.0, read=60.0),
+                                  headers={"Authorization": f"Bearer {self.token}"}) as c, \
+                        c.stream("GET", "/v1/alerts/stream",
+                                 headers={"Last-Event-ID": last}) as r:
+                    r.raise_for_status()
+                    event: dict[str, str] = {}
+                    for line in r.iter_lines():
+                        if self._stop.is_set():
+                            return
+                        if line:
+                            if not line.startswith(":"):
+                                name, _, value = line.partition(":")
+                                event[name] = value[1:] if value.startswith(" ") else value
+                            continue
+                        if event.get("event") == "alert" and "data" in event:
+                            last = event.get("id", last)
+                            alert = json.loads(event["data"])
+                            self.alerts.append(alert)
+                            self.say(alert_line(self.role, alert))
+                        event = {}
+            except (httpx.HTTPError, ValueError):
+                self._stop.wait(0.5)
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -106,13 +186,51 @@ def pack_bodies(number: str, tokens: list[bytes]) -> list[dict[str, Any]]:
             for c in range(chunks)]
 
 
-def play(net: Testnet, say: Callable[[str], None] = print) -> Outcome:
+def locked(say: Callable[[str], None]) -> Callable[[str], None]:
+    """`say` for several threads (the story and the followers): one whole line at a time."""
+    lock = threading.Lock()
+
+    def said(line: str) -> None:
+        with lock:
+            say(line)
+
+    return said
+
+
+def follow(net: Testnet, say: Callable[[str], None] = print) -> dict[str, AlertFollower]:
+    """Start following the alert streams of customs and the brand (stop them when done);
+    `say` is called from their threads (see `locked`)."""
+    by_role: dict[str, Member] = {}
+    for m in net.members:
+        by_role.setdefault(m.role, m)
+    followers = {role: AlertFollower(by_role[role], role, say) for role in ("customs", "brand")}
+    for f in followers.values():
+        f.start()
+    return followers
+
+
+def all_alerts(node: Rpc) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    since = 0
+    while True:
+        page = node.get("/v1/alerts", since=since, limit=1000)
+        out += page["alerts"]
+        if not page["alerts"]:
+            return out
+        since = page["next"]
+
+
+def play(net: Testnet, followers: dict[str, AlertFollower],
+         say: Callable[[str], None] = print) -> Outcome:
+    """Play the story through the nodes' RPC; `followers` (see `follow`) print the alerts
+    of customs and the brand as they arrive, and the outcome takes them from there."""
     by_role: dict[str, Member] = {}
     for m in net.members:
         by_role.setdefault(m.role, m)
     brand, maker, carrier, fwd, customs = (Rpc(by_role[r]) for r in
                                            ("brand", "manufacturer", "carrier", "forwarder",
                                             "customs"))
+    say("\nAlerts are printed the moment they reach customs or the brand, marked !")
     say("\n1. Acme Audio (brand) mints 1,000 headphones, GTIN 09506000134352, lot LOT-2026-11")
     serials = [f"HP{i:05d}" for i in range(1, 1001)]
     mint = brand.post("product.mint", {
@@ -195,19 +313,23 @@ def play(net: Testnet, say: Callable[[str], None] = print) -> Outcome:
         for r in v["reasons"]:
             say(f"      - {r['level']}: {r['message']} [{r['code']}]")
 
+    honest = {HONEST, *(t.hex() for t in tokens[:500])}
+    everyone = [Rpc(m) for m in net.members]
+
     def alerts_in() -> bool:
-        for role, node in (("customs", customs), ("brand", brand)):
-            out.alerts[role] = node.get("/v1/alerts")["alerts"]
+        for role, f in followers.items():
+            out.alerts[role] = list(f.alerts)
+        out.honest_alerts = [f"{node.name}: {a['rule']} {a['subject']['kind']}"
+                             f" {a['subject']['id']}" for node in everyone
+                             for a in all_alerts(node) if a["subject"]["id"] in honest]
         return out.as_expected
 
     try:
         wait_for("the alerts", alerts_in, timeout=20)
     except DemoError:
         pass
-    say("\n8. Alerts as they arrived:")
-    for role in ("customs", "brand"):
-        for a in out.alerts.get(role, []):
-            subject = a["subject"]
-            say(f"   at {role:8} {a['severity']:8} {a['rule']:18} {subject['kind']}"
-                f" {subject['id'][:16]}: {a['reason']}")
+    say(f"\n8. Alerts, each printed above (!) the moment it reached the node:"
+        f" {len(out.alerts.get('customs', ()))} at customs,"
+        f" {len(out.alerts.get('brand', ()))} at the brand;"
+        f" {len(out.honest_alerts)} about {HONEST} anywhere")
     return out
