@@ -321,7 +321,8 @@ def _observations(reader: Reader, key: bytes, facts: F.Facts) -> list[Record]:
     return out
 
 
-def _readings(reader: Reader, records: list[Record], number: str) -> list[dict[str, Any]]:
+def _readings(reader: Reader, records: list[Record], number: str,
+              limit: int | None = MAX_LISTED) -> list[dict[str, Any]]:
     out = []
     for r in records:
         if r.type != "sensor":
@@ -334,10 +335,11 @@ def _readings(reader: Reader, records: list[Record], number: str) -> list[dict[s
                 reading[name] = getattr(b, name)
         out.append(reading)
     out.sort(key=lambda x: (x["at"], x["record"]))
-    return out[-MAX_LISTED:]
+    return out if limit is None else out[-limit:]
 
 
-def _scans(reader: Reader, records: list[Record]) -> list[dict[str, Any]]:
+def _scans(reader: Reader, records: list[Record], limit: int | None = MAX_LISTED
+           ) -> list[dict[str, Any]]:
     out = []
     for r in records:
         if r.type != "scan":
@@ -348,7 +350,7 @@ def _scans(reader: Reader, records: list[Record]) -> list[dict[str, Any]]:
                     "at": b.at if b.at is not None else r.ts, "record": r.id,
                     "by": party(reader, r.author)})
     out.sort(key=lambda x: (x["at"], x["record"]))
-    return out[-MAX_LISTED:]
+    return out if limit is None else out[-limit:]
 
 
 def _location(reader: Reader, *facts_list: F.Facts) -> dict[str, Any] | None:
@@ -366,7 +368,44 @@ def _location(reader: Reader, *facts_list: F.Facts) -> dict[str, Any] | None:
 # -- tokens ----------------------------------------------------------------------------
 
 
-def token_view(reader: Reader, tid: bytes, now: int) -> dict[str, Any]:
+Cursor = tuple[int, bytes]  # (at, record id): a place in a list of scans or readings
+START: Final[Cursor] = (-(2**63), b"")  # before every entry
+
+
+def cursor_text(c: Cursor) -> str:
+    """`AT:RECORD` (the record id in hex), as the RPC shows and parses it."""
+    return f"{c[0]}:{c[1].hex()}"
+
+
+def _page(entries: list[dict[str, Any]], after: Cursor | None, limit: int
+          ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One page of `entries` (scans or readings, sorted by (at, record)) and its description.
+
+    Without a cursor, the newest `limit`; with one, the first `limit` after it, and
+    `next` names the cursor to ask for the page after (None once the newest is listed).
+    """
+    entries.sort(key=lambda e: (e["at"], e["record"]))
+    if after is None:
+        listed, nxt = entries[-limit:] if limit else [], None
+    else:
+        i = bisect_left([(e["at"], e["record"]) for e in entries], after)
+        if i < len(entries) and (entries[i]["at"], entries[i]["record"]) == after:
+            i += 1
+        listed = entries[i:i + limit]
+        more = i + limit < len(entries)
+        nxt = cursor_text((listed[-1]["at"], listed[-1]["record"])) if more and listed else None
+    return listed, {"total": len(entries), "listed": len(listed),
+                    "truncated": len(listed) < len(entries), "next": nxt}
+
+
+def token_view(reader: Reader, tid: bytes, now: int, *, scans_from: Cursor | None = None,
+               sensors_from: Cursor | None = None, limit: int = MAX_LISTED) -> dict[str, Any]:
+    """A token's state and full provenance.
+
+    Scans and sensor readings are listed by (at, record): the newest `limit` of each,
+    or, given a cursor (`START` for the beginning), the `limit` after it; `pages`
+    says how many there are in all and the cursor of the next page.
+    """
     key = F.token_key(tid)
     facts = reader.facts(key)
     if not facts:
@@ -384,12 +423,12 @@ def token_view(reader: Reader, tid: bytes, now: int) -> dict[str, Any]:
                          "expiry": b.expiry, "markets": list(b.markets),
                          "attrs": dict(b.attrs or {}), "ts": r.ts}
             lot_recalls = reader.facts(F.lot_key(b.gtin, b.lot)).get("recalls", set())
-    packed = token_packing(reader, facts)
+    packed = _by_packing(reader, token_packing(reader, facts))
     custody = token_custody(reader, facts, packed)
     containers = []
     cfacts_all = []
     sensors: list[dict[str, Any]] = []
-    scans = _scans(reader, _observations(reader, key, facts))
+    scans = _scans(reader, _observations(reader, key, facts), limit=None)
     customs = _customs_list(reader, facts.get("customs", ()), tid.hex())
     for number, root, pid, current, _unpacker in packed:
         cfacts = reader.facts(F.container_key(number))
@@ -400,14 +439,16 @@ def token_view(reader: Reader, tid: bytes, now: int) -> dict[str, Any]:
                            "seal_status": seal_state(cfacts),
                            "holder": party(reader, ccust.holder) if ccust else None,
                            "shipments": sorted({s for s, _ in cfacts.get("shipments", ())})})
-        sensors += _readings(reader, crecs, number)
-        scans += _scans(reader, crecs)
+        sensors += _readings(reader, crecs, number, limit=None)
+        scans += _scans(reader, crecs, limit=None)
         customs += _customs_list(reader, cfacts.get("customs", ()), number)
     inside = [c for c in containers if c["current"]]
     recalls = sorted(set(facts.get("recalls", ())) | set(lot_recalls))
     status = _token_status(reader, facts, custody, cloned, len(packed) > 1, bool(recalls),
                            inside, cfacts_all)
     expiry = mint_json["expiry"] if mint_json else None
+    scans, scans_page = _page(scans, scans_from, limit)
+    sensors, sensors_page = _page(sensors, sensors_from, limit)
     return {
         "token": tid,
         "status": status,
@@ -418,8 +459,9 @@ def token_view(reader: Reader, tid: bytes, now: int) -> dict[str, Any]:
         "expired": expiry is not None and expiry <= now,
         "recalls": [{"record": rid, "by": party(reader, a), "ts": ts} for rid, a, ts in recalls],
         "custody": _custody_json(reader, custody),
-        "scans": sorted(scans, key=lambda s: (s["at"], s["record"]))[-MAX_LISTED:],
-        "sensors": sorted(sensors, key=lambda s: (s["at"], s["record"]))[-MAX_LISTED:],
+        "scans": scans,
+        "sensors": sensors,
+        "pages": {"scans": scans_page, "sensors": sensors_page},
         "containers": containers,
         "customs": sorted(customs, key=lambda c: (c["ts"], c["record"])),
     }
@@ -443,37 +485,84 @@ def token_packing(reader: Reader, facts: F.Facts
 
 def token_custody(reader: Reader, facts: F.Facts,
                   packed: list[tuple[str, bytes, bytes, bool, bytes | None]]) -> Custody | None:
-    """A token's custody: its own hand-overs, carried along by the container it is packed in
-    (or, once unpacked, handed to whoever unpacked it)."""
+    """A token's custody: its own hand-overs, carried along by each container it was packed
+    in, in packing order.
+
+    While packed, every hand-over of the container is a step of the token (kind
+    "container", event "handover", with the container number, both parties and the
+    accept's time). If the packer did not hold the token, the packing is a step
+    (event "pack"), as is an unpack by someone other than the container's holder
+    (event "unpack"). After the unpack the token's own walk goes on from the unpacker.
+    """
     if not facts.get("mint"):
         return None
     mid, brand, _ = _first(reader, facts["mint"])
     custody = walk(reader, facts, mid, brand)
-    for number, _root, _pid, current, unpacker in packed:
+    for number, _root, pid, current, _unpacker in _by_packing(reader, packed):
         if custody.disputed or custody.pending is not None:
             break
-        ts = None
-        if current:
-            cc = container_custody(reader, number)
-            if cc is not None and cc.disputed:
-                custody.disputed = True
-                break
-            to = cc.holder if cc is not None else None
-            ts = cc.steps[-1]["ts"] if cc is not None and cc.steps else None
-        else:
-            to = unpacker
-            unpacks = sorted(reader.facts(F.container_key(number)).get("unpacks", ()))
-            ts = unpacks[-1][0] if unpacks else None
-        if to is None or to == custody.holder:
+        cfacts = reader.facts(F.container_key(number))
+        cc = container_custody(reader, number, cfacts)
+        if cc is None:
             continue
-        custody.steps.append({"kind": "container", "container": number,
-                              "from": party(reader, custody.holder), "to": party(reader, to),
-                              "ts": ts})
+        if current and cc.disputed:
+            custody.disputed = True
+            break
+        start = (_ts(reader, pid) or 0, pid)
+        unpack = None if current else _unpack_after(cfacts, start)
+        if not current and unpack is None:
+            continue  # its manifest was replaced, not unpacked: nothing moved the token
+        steps = cc.steps
+        before = 0  # the container's steps before the packing (in chain order)
+        while before < len(steps) and _step_key(steps[before]) <= start:
+            before += 1
+        inside = []
+        for s in steps[before:]:
+            if unpack is not None and _step_key(s) >= (unpack[0], unpack[1]):
+                break
+            inside.append(s)
+        holder = _recipient(reader, steps[before - 1]) if before else _first(
+            reader, cfacts["create"])[1]
+        via = {"kind": "container", "container": number}
+        if holder is not None and holder != custody.holder:
+            custody.steps.append({**via, "event": "pack", "record": pid,
+                                  "from": party(reader, custody.holder),
+                                  "to": party(reader, holder), "ts": start[0]})
+        for s in inside:
+            custody.steps.append({**s, **via, "event": "handover"})
+            holder = _recipient(reader, s)
         if current:
-            custody.holder = to
-        else:
-            walk(reader, facts, custody.head, to, custody)
+            custody.holder = cc.holder
+            continue
+        assert unpack is not None
+        uts, uid, unpacker = unpack
+        if holder is not None and unpacker != holder:
+            custody.steps.append({**via, "event": "unpack", "record": uid,
+                                  "from": party(reader, holder), "to": party(reader, unpacker),
+                                  "ts": uts})
+        walk(reader, facts, custody.head, unpacker, custody)
     return custody
+
+
+def _by_packing(reader: Reader, packed: list[tuple[str, bytes, bytes, bool, bytes | None]]
+                ) -> list[tuple[str, bytes, bytes, bool, bytes | None]]:
+    """A token's containers in the order it was packed into them."""
+    return sorted(packed, key=lambda p: (_ts(reader, p[2]) or 0, p[2]))
+
+
+def _step_key(step: dict[str, Any]) -> tuple[int, bytes]:
+    return step["ts"] or 0, step["accept"]
+
+
+def _recipient(reader: Reader, step: dict[str, Any]) -> bytes | None:
+    r = reader.record(step["accept"])
+    return r.author if r is not None else None
+
+
+def _unpack_after(cfacts: F.Facts, start: tuple[int, bytes]) -> tuple[int, bytes, bytes] | None:
+    """The first unpack (ts, record, author) of a container after a packing at `start`."""
+    after = sorted(u for u in cfacts.get("unpacks", ()) if (u[0], u[1]) > start)
+    return tuple(after[0]) if after else None  # type: ignore[return-value]
 
 
 def _token_status(reader: Reader, facts: F.Facts, custody: Custody | None, cloned: bool,

@@ -450,6 +450,43 @@ async def test_token_container_proof_and_shipment_views(rpc: Running) -> None:
         assert ship["plan"]["consignee"] == "Shop"
 
 
+async def test_token_scans_are_paged_not_silently_cut(rpc: Running) -> None:
+    with trio.fail_after(TIMEOUT):
+        assert (await post(rpc, "product.mint", mint_body(["Q1"]))).status_code == 201
+        tid = token_id(GTIN, "Q1").hex()
+        at0 = rpc.p.world.now
+        scans = [{"type": "scan", "body": {"object": {"kind": "token", "id": tid},
+                                           "place": {"country": "NL"}, "event": "observe",
+                                           "at": at0 + (i % 3)}} for i in range(7)]
+        r = await rpc.write.post("/v1/records/batch", json={"records": scans})
+        assert r.status_code == 201, r.text
+        ids = [a["id"] for a in r.json()["records"]]
+        order = [x[1] for x in sorted((at0 + (i % 3), ids[i]) for i in range(7))]
+        path = f"/v1/tokens/{tid}"
+        tok = (await rpc.read.get(path, params={"limit": 3})).json()
+        assert [s["record"] for s in tok["scans"]] == order[-3:]  # the newest, oldest first
+        assert tok["pages"]["scans"] == {"total": 7, "listed": 3, "truncated": True,
+                                         "next": None}
+        assert tok["pages"]["sensors"] == {"total": 0, "listed": 0, "truncated": False,
+                                           "next": None}
+        full = (await rpc.read.get(path)).json()["pages"]["scans"]
+        assert (full["listed"], full["truncated"]) == (7, False)
+        seen: list[str] = []
+        cursor: str | None = "0"
+        while cursor is not None:
+            page = (await rpc.read.get(path, params={"limit": 3, "scans_from": cursor})).json()
+            seen += [s["record"] for s in page["scans"]]
+            cursor = page["pages"]["scans"]["next"]
+            assert len(seen) <= 7
+        assert seen == order  # every scan once, in order
+        for bad in ("1", "x:" + "ab" * 32, "5:abc", ""):
+            r = await rpc.read.get(path, params={"scans_from": bad})
+            assert r.status_code == 400, bad
+            assert err(r)["field"] == "scans_from"
+        r = await rpc.read.get(path, params={"limit": 1001})
+        assert err(r)["field"] == "limit"
+
+
 async def test_alerts_paging_filters_and_metrics(rpc: Running) -> None:
     with trio.fail_after(TIMEOUT):
         await create_box(rpc)

@@ -141,10 +141,16 @@ def test_token_view_follows_its_container_and_goes_on_after_unpack(store: Store)
     o, a = w.handover(j.retailer, j.brand, "token", tid.hex(), j.mints[0].id)
     view = S.token_view(load(store, w), tid, w.now)
     assert view["holder"]["did"] == did(j.brand)
-    kinds = [s["kind"] for s in view["custody"]["steps"]]
-    assert kinds == ["container", "handover"]
-    assert view["custody"]["steps"][0]["to"]["did"] == did(j.retailer)
-    assert view["custody"]["steps"][0]["ts"] is not None
+    steps = view["custody"]["steps"]
+    # Every hand-over of the container while the token was in it, then the token's own.
+    assert [(s["kind"], s.get("event"), s.get("container")) for s in steps] == [
+        ("container", "handover", BOX), ("container", "handover", BOX), ("handover", None, None)]
+    assert [(s["from"]["did"], s["to"]["did"]) for s in steps] == [
+        (did(j.brand), did(j.carrier)), (did(j.carrier), did(j.retailer)),
+        (did(j.retailer), did(j.brand))]
+    assert [(s["offer"], s["accept"]) for s in steps] == [
+        (j.o1.id, j.a1.id), (j.o2.id, j.a2.id), (o.id, a.id)]
+    assert [s["ts"] for s in steps] == [j.a1.ts, j.a2.ts, a.ts]
     assert view["custody"]["head"] == a.id
     assert view["mint"]["brand"]["did"] == did(j.brand)
     assert view["mint"]["facility"] == "9506000000008"
@@ -155,6 +161,35 @@ def test_token_view_follows_its_container_and_goes_on_after_unpack(store: Store)
     assert view["location"]["record"] == scan.id
     assert [s["kind"] for s in view["sensors"]] == ["temperature"]
     assert view["status"] == "active"
+
+
+def test_token_custody_counts_only_container_steps_while_packed(store: Store) -> None:
+    """A container handed over empty, then packed by its new holder with goods the brand
+    holds: the packing moves the goods, later hand-overs carry them, earlier ones do not."""
+    j = Journey()
+    w = j.w
+    create = w.create_container(j.brand, BOX2)
+    w.tick()
+    _o1, a1 = w.handover(j.brand, j.carrier, "container", BOX2, create.id)
+    w.tick()
+    tid = j.tokens[0]
+    w.sign(j.brand, "container.unpack", {"container": BOX})  # out of the first box
+    w.tick()
+    pack = w.pack(j.carrier, BOX2, [tid], weight_g=10)[0]
+    w.tick()
+    _o2, a2 = w.handover(j.carrier, j.retailer, "container", BOX2, a1.id)
+    w.tick()
+    view = S.token_view(load(store, w), tid, w.now)
+    steps = view["custody"]["steps"]
+    assert [(s.get("event"), s.get("container")) for s in steps] == [
+        ("pack", BOX2), ("handover", BOX2)]
+    assert (steps[0]["from"]["did"], steps[0]["to"]["did"]) == (did(j.brand), did(j.carrier))
+    assert steps[0]["record"] == pack.id
+    assert steps[0]["ts"] == pack.ts
+    assert (steps[1]["from"]["did"], steps[1]["to"]["did"]) == (did(j.carrier), did(j.retailer))
+    assert steps[1]["accept"] == a2.id
+    assert view["holder"]["did"] == did(j.retailer)
+    assert [c["container"] for c in view["containers"]] == [BOX, BOX2]  # in packing order
 
 
 def test_token_status_in_transit_held_seized_recalled(store: Store) -> None:

@@ -289,8 +289,15 @@ async def get_feed(api: Api, request: Request) -> Response:
 
 async def get_token(api: Api, request: Request) -> Response:
     tid = jsonio.parse_id(request.path_params["id"], "id")
+    q = request.query_params
+    scans_from = jsonio.parse_cursor(q.get("scans_from"), "scans_from")
+    sensors_from = jsonio.parse_cursor(q.get("sensors_from"), "sensors_from")
+    limit = jsonio.parse_int(q.get("limit"), "limit", default=summary.MAX_LISTED, lo=1,
+                             hi=summary.MAX_LISTED)
     async with api.writer.lock:
-        return json_response(summary.token_view(_reader(api), tid, api.clock()))
+        return json_response(summary.token_view(_reader(api), tid, api.clock(),
+                                                scans_from=scans_from,
+                                                sensors_from=sensors_from, limit=limit))
 
 
 async def get_container(api: Api, request: Request) -> Response:

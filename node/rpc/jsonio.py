@@ -221,3 +221,19 @@ def parse_int(v: str | None, path: str, *, default: int, lo: int, hi: int) -> in
     if not lo <= n <= hi:
         raise ValidationError(path, "range", f"{n} is outside {lo}..{hi}")
     return n
+
+
+def parse_cursor(v: str | None, path: str) -> tuple[int, bytes] | None:
+    """A list cursor: `0` for the beginning, or `AT:RECORD` as a page's `next` gives it."""
+    if v is None:
+        return None
+    if v == "0":
+        return (-(2**63), b"")
+    at, sep, rid = v.partition(":")
+    if not sep:
+        raise ValidationError(path, "format", "expected 0 or AT:RECORD (a page's `next`)")
+    if at.startswith("-"):
+        at_n = -parse_int(at[1:], path, default=0, lo=0, hi=2**63)
+    else:
+        at_n = parse_int(at, path, default=0, lo=0, hi=2**63 - 1)
+    return at_n, parse_id(rid, path)

@@ -171,7 +171,14 @@ def document() -> dict[str, Any]:
             "holder": {"anyOf": [_PARTY, {"type": "null"}]}, "location": _NULL_OBJ,
             "mint": _NULL_OBJ, "mints": {"type": "array", "items": ID},
             "expired": {"type": "boolean"}, "recalls": _LIST, "custody": _ref("Custody"),
-            "scans": _LIST, "sensors": _LIST, "containers": _LIST, "customs": _LIST}),
+            "scans": _LIST, "sensors": _LIST,
+            "pages": _obj({"scans": _ref("Page"), "sensors": _ref("Page")}),
+            "containers": _LIST, "customs": _LIST}),
+        "Page": {**_obj({
+            "total": {"type": "integer"}, "listed": {"type": "integer"},
+            "truncated": {"type": "boolean"}, "next": {"type": ["string", "null"]}}),
+            "description": "How much of a list is shown: `truncated` when `listed` < `total`; "
+                           "`next` is the cursor of the following page (null at the newest)"},
         "Verdict": _obj({
             "container": {"type": "string"},
             "verdict": {"type": "string", "enum": ["GREEN", "AMBER", "RED"]},
@@ -212,6 +219,8 @@ def document() -> dict[str, Any]:
                     "description": "ISO 6346, check digit included (spaces and case are "
                                    "normalised)"}
     shipment_id = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}
+    cursor = {"type": "string", "pattern": "^(0|-?[0-9]{1,19}:[0-9a-f]{64})$",
+              "description": "0 for the first page, else a page's `next` (AT:RECORD)"}
     alert_params = [
         _query("since", {"type": "integer", "minimum": 0}, "only alerts after this cursor"),
         _query("severity", {"enum": list(SEVERITIES)}, "minimum severity"),
@@ -250,8 +259,18 @@ def document() -> dict[str, Any]:
                     _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000},
                            "at most this many (default 100)")])},
         "/v1/tokens/{id}": {"get": _op(
-            "A product token: state and full provenance", _ok(200, _ref("Token")),
-            params=[_path("id", ID, "token id")])},
+            "A product token: state and full provenance (minting brand and facility, every "
+            "custody step, including each hand-over of a container it travelled in, scans, "
+            "sensor readings, containers, customs actions). Scans and sensor readings are "
+            "ordered by (at, record); by default the newest `limit` of each are listed and "
+            "`pages` gives their totals. To read them all, ask with `scans_from=0` (or "
+            "`sensors_from=0`) and follow `pages.scans.next` until it is null.",
+            _ok(200, _ref("Token")),
+            params=[_path("id", ID, "token id"),
+                    _query("scans_from", cursor, "list the scans after this cursor"),
+                    _query("sensors_from", cursor, "list the sensor readings after this cursor"),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000},
+                           "scans and readings per page (default 1000)")])},
         "/v1/containers/{id}": {"get": _op(
             "A container: manifest, seal, custody, customs", _ok(200, _ref("Container")),
             params=[_path("id", container_id, "ISO 6346 container number")])},
