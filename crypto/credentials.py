@@ -86,9 +86,10 @@ class Authority:
 
     @property
     def roles(self) -> frozenset[str]:
+        """The roles in force; `authority` comes from the genesis only, never from a grant."""
         if self.standing is Standing.AUTHORITY:
             return frozenset({"authority"})
-        return self.grant.roles if self.grant is not None else frozenset()
+        return self.grant.roles - {"authority"} if self.grant is not None else frozenset()
 
 
 class CredentialSet:

@@ -3,9 +3,10 @@
 One table owns the mapping from record type to the roles that may author it
 (`WRITERS`). On top of it: the authority writes only credential statements and
 alerts; only a trademark owner mints (and recalls) its own marks, within its
-GS1 company prefixes; a customs node writes only customs actions and alerts; a
-device key writes only what its delegation allows, for the containers it names;
-a delegator cannot lend a right it does not hold; a party may revoke only its
+GS1 company prefixes; a customs node writes only customs actions and alerts
+(even if its grant claims another role too); the `authority` role counts only
+for keys the genesis names, never from a grant; a device key writes only what
+its delegation allows, for the containers it names; a delegator cannot lend a right it does not hold; a party may revoke only its
 own delegations (other revocations by a party are stored but have no effect).
 
 `authorise()` is evaluated at the record's own timestamp against a
@@ -47,6 +48,11 @@ WRITERS: Final[dict[str, frozenset[str]]] = {
         {"authority", "brand", "manufacturer", "carrier", "forwarder", "retailer", "customs"}
     ),
 }
+
+# What a key holding the customs role may write, whatever else its grant claims
+# (`CredentialIssue` refuses customs combined with another role; this is the
+# second line of defence).
+CUSTOMS_WRITES: Final = frozenset({"customs.action", "alert"})
 
 _STANDING_RULE: Final = {
     Standing.UNKNOWN: "author.unknown",
@@ -128,6 +134,11 @@ def authorise(creds: CredentialSet, record: Record) -> Authority:
             penalty=0 if auth.standing is Standing.UNKNOWN else 5,
         )
     writers = WRITERS.get(record.type, frozenset())
+    if "customs" in auth.roles and record.type not in CUSTOMS_WRITES:
+        raise RoleError(
+            "role",
+            f"a customs credential writes only {sorted(CUSTOMS_WRITES)}, not {record.type}",
+        )
     if auth.standing is Standing.DELEGATED:
         # `status` already matched the delegation to this type and container;
         # the delegator must hold the right itself.

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from crypto.credentials import CredentialSet, Standing
+from crypto.credentials import CredentialSet, Grant, Standing
 from crypto.keys import SigningKey
 from protocol import identifiers as ids
 from protocol.authz import WRITERS, apply_statement, authorise, container_of, owns_gtin
@@ -148,6 +148,61 @@ def test_the_authority_writes_only_credentials_and_alerts() -> None:
 
 def test_customs_writes_only_customs_actions_and_alerts() -> None:
     assert _writable("customs") == {"customs.action", "alert"}
+
+
+# Grants no valid `credential.issue` body can express (`CredentialIssue` refuses them): put
+# straight into the set, to show `authorise` holds even if one slipped through.
+
+
+def _forced(key: SigningKey, roles: set[str]) -> CredentialSet:
+    cs = world()
+    assert cs.add_grant(Grant(
+        id=bytes([77]) * 32, issuer=AUTH.public.raw, subject=key.public.raw, org="Forced",
+        roles=frozenset(roles), jurisdictions=frozenset({"NL"}),
+        valid_from=ex.T0, valid_until=ex.T0 + 365 * DAY,
+    ))
+    return cs
+
+
+def _writable_by(cs: CredentialSet, key: SigningKey) -> set[str]:
+    out = set()
+    for t in EXPECTED:
+        try:
+            authorise(cs, signed(key, t, body_for(t)))
+        except RoleError:
+            continue
+        out.add(t)
+    return out
+
+
+@pytest.mark.parametrize("other", sorted(PARTIES))
+def test_a_customs_grant_with_another_role_still_writes_only_customs(other: str) -> None:
+    key = SigningKey(bytes([71]) * 32)
+    cs = _forced(key, {"customs", other})
+    assert _writable_by(cs, key) == {"customs.action", "alert"}
+    err = refused(cs, signed(key, "scan", ex.scan()), "role")
+    assert "customs" in str(err)
+
+
+def test_a_device_of_a_customs_and_carrier_grant_cannot_scan() -> None:
+    key = SigningKey(bytes([72]) * 32)
+    cs = _forced(key, {"customs", "carrier"})
+    # The delegation itself is refused, and a device it names writes nothing.
+    lend = delegate(key, ["scan"])
+    refused(cs, lend, "role")
+    assert apply_statement(cs, lend)
+    refused(cs, signed(DEVICE, "scan", ex.scan()), "role")
+
+
+@pytest.mark.parametrize("roles", [{"authority"}, {"authority", "carrier"}])
+def test_a_granted_authority_role_counts_for_nothing(roles: set[str]) -> None:
+    key = SigningKey(bytes([73]) * 32)
+    cs = _forced(key, roles)
+    refused(cs, signed(key, "credential.issue", body_for("credential.issue")), "role")
+    assert _writable_by(cs, key) == ({t for t, w in EXPECTED.items() if "carrier" in w}
+                                     if "carrier" in roles else set())
+    # The genuine authority is untouched.
+    assert authorise(cs, signed(AUTH, "credential.issue", body_for("credential.issue"))).ok
 
 
 def test_an_observer_customs_credential() -> None:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from crypto.keys import SigningKey
 from protocol import bodies, schema
+from protocol.bodies.identity import GRANTABLE_ROLES
 from protocol.envelope import MAX_RECORD, Record
 from protocol.errors import ValidationError
 from tests import examples as ex
@@ -252,6 +253,34 @@ def test_brand_credential_needs_trademarks_and_only_brands_have_them() -> None:
     assert (err.field, err.rule) == ("body.trademarks", "required")
     err = rejects("credential.issue", ex.credential_issue(roles=["carrier"]))
     assert (err.field, err.rule) == ("body.trademarks", "role")
+
+
+@pytest.mark.parametrize("roles", [["authority"], ["authority", "carrier"],
+                                   ["authority", "brand", "manufacturer"]])
+def test_the_authority_role_is_never_granted(roles: list[str]) -> None:
+    trademarks = [ex.trademark()] if "brand" in roles else None
+    err = rejects("credential.issue", ex.credential_issue(roles=roles, trademarks=trademarks))
+    assert (err.field, err.rule) == ("body.roles", "role.authority")
+    assert "genesis" in err.detail
+
+
+@pytest.mark.parametrize("other", ["brand", "manufacturer", "carrier", "forwarder", "retailer"])
+def test_customs_combines_with_no_other_role(other: str) -> None:
+    roles = sorted(["customs", other])
+    trademarks = [ex.trademark()] if other == "brand" else None
+    err = rejects("credential.issue", ex.credential_issue(roles=roles, trademarks=trademarks))
+    assert (err.field, err.rule) == ("body.roles", "role.customs_alone")
+    assert "customs" in err.detail
+
+
+def test_every_grantable_role_alone_is_accepted() -> None:
+    assert "authority" not in GRANTABLE_ROLES
+    for role in GRANTABLE_ROLES:
+        trademarks = [ex.trademark()] if role == "brand" else None
+        body = schema.parse_body(
+            "credential.issue", ex.credential_issue(roles=[role], trademarks=trademarks)
+        )
+        assert body.roles == (role,)  # type: ignore[attr-defined]
 
 
 def test_trademark_prefixes_are_6_to_12_digits() -> None:

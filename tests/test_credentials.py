@@ -92,6 +92,14 @@ def test_a_grant_by_an_authority_is_in_force() -> None:
     assert cs.get(g.id) == g
 
 
+def test_a_granted_authority_role_is_not_in_force() -> None:
+    # Only the genesis names authorities; a grant claiming the role (which
+    # `CredentialIssue` refuses) keeps its other roles and loses that one.
+    auth = creds(grant(CARRIER, roles=("authority", "carrier"))).status(CARRIER, T0 + DAY)
+    assert auth.standing is Standing.VALID
+    assert auth.roles == frozenset({"carrier"})
+
+
 def test_a_grant_by_a_non_authority_is_ignored() -> None:
     cs = creds()
     for issuer in (NOBODY, BRAND):

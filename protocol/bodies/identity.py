@@ -4,6 +4,11 @@ The network authority issues credentials binding a key to an organisation,
 roles and jurisdictions (and, for a brand, its trademarks). A credentialed
 participant delegates narrow rights to a device key (a scanner, an e-seal, a
 sensor). Revocations name the issue or delegate record they end.
+
+Role combinations are part of a credential's validity: the `authority` role is
+never granted (the genesis alone names the authorities), and `customs` stands
+alone (a customs node writes only customs actions and alerts, so it cannot also
+hold a party's role).
 """
 
 from __future__ import annotations
@@ -24,10 +29,20 @@ from protocol.bodies.common import (
 from protocol.errors import ValidationError
 from protocol.schema import f, register
 
-__all__ = ["Trademark", "CredentialIssue", "CredentialDelegate", "CredentialRevoke", "DELEGABLE"]
+__all__ = [
+    "Trademark",
+    "CredentialIssue",
+    "CredentialDelegate",
+    "CredentialRevoke",
+    "DELEGABLE",
+    "GRANTABLE_ROLES",
+]
 
 # The record types a device key may be delegated to write.
 DELEGABLE: Final = ("scan", "sensor", "container.seal", "handover.accept")
+
+# The roles a credential may grant: every role but `authority`.
+GRANTABLE_ROLES: Final = tuple(r for r in ROLES if r != "authority")
 
 _GS1_PREFIX: Final = schema.string(12, r"[0-9]{6,12}", min_len=6)
 
@@ -64,6 +79,16 @@ class CredentialIssue(schema.Body):
 
     def validate(self, path: str) -> None:
         check_window(self.valid_from, self.valid_until, path)
+        if "authority" in self.roles:
+            raise ValidationError(
+                f"{path}.roles", "role.authority",
+                "the authority role is not granted: the genesis names the authorities",
+            )
+        if "customs" in self.roles and len(self.roles) > 1:
+            raise ValidationError(
+                f"{path}.roles", "role.customs_alone",
+                f"customs combines with no other role (got {list(self.roles)})",
+            )
         brand = "brand" in self.roles
         if self.trademarks is not None and not brand:
             raise ValidationError(
