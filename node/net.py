@@ -20,8 +20,23 @@ three things over it:
   off); bootstrap peers are redialled with exponential backoff.
 
 Misbehaving peers lose points (`Penalise`, malformed frames, forged records,
-rejected gossip); past `ban_threshold` they are disconnected and refused for
-`ban_seconds`.
+rejected gossip, and records the ledger rejects: see `_charge`); past
+`ban_threshold` they are disconnected and refused for `ban_seconds`. The ban
+holds everywhere: the host drops a banned peer's connections and resets its
+inbound streams on every protocol (sync, peers, push), and gossip it signs or
+forwards is rejected.
+
+Alerts have no gossip topic of their own. An alert raised by a node is a
+signed record (type `alert`) in its feed, so it travels in the `records` topic
+and in sync like any record, with the same validation, ordering and repair; a
+second topic would carry the same bytes twice. Alerts a node *derives* from the
+records are not sent at all: every node derives the same ones from the same
+records (DESIGN invariant 2). Pushing alert entries at once to subscribers that
+asked for them (customs, brands) is `/sealchain/push/1` (node.push).
+
+`lag` is what sync learns: for each peer, the records its last heads round
+announced that we still lack (`SyncSession.behind()`), refreshed as records
+arrive; `sync_lag()` reports the largest.
 """
 
 from __future__ import annotations
@@ -82,11 +97,16 @@ class NetStats:
     gossip_rejected: int = 0
     gossip_dropped: int = 0
     gossip_records_in: int = 0
+    gossip_bytes_in: int = 0
+    gossip_bytes_out: int = 0
     sync_sessions: int = 0
     sync_requests: int = 0
     sync_records_in: int = 0
     sync_bytes_in: int = 0
     sync_bytes_out: int = 0
+    sync_frames_in: int = 0
+    sync_frames_out: int = 0
+    records_rejected: int = 0  # records from peers the ledger refused (each may cost points)
     sync_errors: int = 0
     bans: int = 0
     throttled: int = 0
@@ -126,7 +146,7 @@ class Network:
         self.host = Host(ledger.own, listen=config.listen, psk=config.psk, gossip=config.gossip)
         self.topic = ledger.genesis.topic("records")
         self.stats = NetStats()
-        self.lag: dict[bytes, int] = {}  # peer -> records it has that we lack (last round)
+        self.lag: dict[bytes, int] = {}  # peer -> records it announced that we lack
         self._scores: Counter[bytes] = Counter()
         self._banned: dict[bytes, float] = {}
         self._known: dict[bytes, str] = {}  # peer key -> multiaddr
@@ -150,6 +170,7 @@ class Network:
             self._nursery = nursery
             self.host.set_stream_handler(SYNC_PROTOCOL, self._serve_sync)
             self.host.set_stream_handler(PEERS_PROTOCOL, self._serve_peers)
+            self.host.refuse = self.is_banned  # every protocol, every connection
             await nursery.start(self.host.run)
             if self.config.gossip:
                 self.host.set_validator(self.topic, self._validate)
@@ -173,6 +194,10 @@ class Network:
         return self.host.connected_peers()
 
     def sync_lag(self) -> int:
+        """Records a peer announced in its last heads round that we still lack (max over peers)."""
+        return max(self.lag.values(), default=0)
+
+    def pending_gap(self) -> int:
         """Records we know exist but do not hold yet: the gaps behind the pending area."""
         try:
             missing = self.ledger.pending.missing()
@@ -194,6 +219,9 @@ class Network:
             try:
                 key = await self.host.connect(addr)
                 self._known[key] = addr
+                if self.is_banned(key):  # the host refused it; try again once the ban ends
+                    await trio.sleep(max(delay, self._banned.get(key, 0) - trio.current_time()))
+                    continue
                 delay = 0.5
                 gone = self._gone.setdefault(key, trio.Event())
                 if self.host.is_connected(key):
@@ -206,7 +234,7 @@ class Network:
     async def _peer_events(self) -> None:
         async for ev in self.host.peer_events:
             if ev.kind is PeerEventKind.CONNECTED:
-                if self._is_banned(ev.public_key):
+                if self.is_banned(ev.public_key):
                     await self.host.disconnect(ev.public_key)
                     continue
                 log.info("peer connected peer=%s", ev.peer_id)
@@ -275,7 +303,8 @@ class Network:
             if self._nursery is not None:
                 self._nursery.start_soon(self.host.disconnect, peer)
 
-    def _is_banned(self, peer: bytes) -> bool:
+    def is_banned(self, peer: bytes) -> bool:
+        """Whether `peer` is banned now (its connections and streams are refused)."""
         until = self._banned.get(peer)
         if until is None:
             return False
@@ -302,7 +331,7 @@ class Network:
                 self._nursery.start_soon(self._sync_with, p)
 
     async def _sync_with(self, peer: bytes) -> None:
-        if self._syncing[peer] or self._is_banned(peer):
+        if self._syncing[peer] or self.is_banned(peer):
             return
         self._syncing[peer] += 1
         try:
@@ -318,7 +347,7 @@ class Network:
 
     async def _serve_sync(self, stream: Stream) -> None:
         peer = stream.remote_public_key
-        if self._is_banned(peer):
+        if self.is_banned(peer):
             await stream.reset()
             return
         self._syncing[peer] += 1
@@ -341,11 +370,13 @@ class Network:
         session = SyncSession(self.ledger.network, Limits())
         self.stats.sync_sessions += 1
         done = trio.Event()
+        frames_in = FrameCounter()
 
         async def carry_out(actions: list[Any]) -> None:
             for a in actions:
                 if isinstance(a, Send):
                     self.stats.sync_bytes_out += len(a.data)
+                    self.stats.sync_frames_out += count_frames(a.data)
                     await stream.write(a.data)
                 elif isinstance(a, Fetch):
                     self.stats.sync_requests += 1
@@ -354,6 +385,7 @@ class Network:
                 elif isinstance(a, Deliver):
                     outcomes = await self._ingest(a.records)
                     self.stats.sync_records_in += sum(o.status == "stored" for o in outcomes)
+                    self._charge(peer, a.records, outcomes, via="sync", relay=True)
                     session.update_heads(await self._heads())
                 elif isinstance(a, Fork):
                     log.warning("fork seen in sync author=%s seq=%d", a.author.hex()[:16], a.seq)
@@ -378,12 +410,14 @@ class Network:
                 while not done.is_set():
                     data = await stream.read(65536)
                     self.stats.sync_bytes_in += len(data)
+                    self.stats.sync_frames_in += frames_in.feed(data)
                     wait = self._bucket(self._sync_buckets, peer,
                                         self.config.sync_bytes_per_s).take(len(data))
                     if wait > 0:  # over its byte rate: stop reading a while (flow control)
                         self.stats.throttled += 1
                         await trio.sleep(wait)
                     await carry_out(session.receive(data, now_ms()))
+                    self.lag[peer] = session.behind()
                     if not data:
                         break
             except (ProtocolError, NetworkError) as exc:
@@ -398,7 +432,7 @@ class Network:
         if failure is not None:
             log.debug("sync stream ended peer=%s error=%s", peer_id_of(peer), failure)
             return
-        self.lag[peer] = 0
+        self.lag[peer] = session.behind()
         await stream.close()
 
     # -- gossip ------------------------------------------------------------------------------
@@ -411,6 +445,28 @@ class Network:
             result: list[Any] = await self._write_fn(write)
             return result
         return write()
+
+    def _charge(self, peer: bytes, records: list[Record], outcomes: list[Any], *, via: str,
+                relay: bool) -> None:
+        """Records the ledger rejected cost `peer` their penalty (role or credential
+        violations, invalid bodies, records of another network).
+
+        Over sync (`relay=True`) a peer also relays other authors' records, and an
+        honest relay may hold one stored under the credentials it knew then (a
+        revocation it had not seen yet): those cost the relay nothing, only its own
+        records and other-network ones (which no honest node stores) do. Gossip carries
+        only what its signer published, so the signer pays for all of it.
+        """
+        points, first = 0, ""
+        for r, o in zip(records, outcomes, strict=True):
+            if o.status != "rejected":
+                continue
+            self.stats.records_rejected += 1
+            if not relay or r.author == peer or r.network != self.ledger.network:
+                points += o.penalty
+                first = first or str(o.reason)
+        if points:
+            self.penalise(peer, points, f"{via}: rejected records ({first})")
 
     async def _heads(self) -> dict[bytes, Any]:
         async with self._lock:
@@ -450,6 +506,7 @@ class Network:
                 try:
                     await self.host.publish(self.topic, message)
                     self.stats.gossip_out += 1
+                    self.stats.gossip_bytes_out += len(message)
                 except (NetworkError, Error) as exc:
                     self.stats.gossip_dropped += 1
                     log.debug("gossip publish failed error=%s", exc)
@@ -468,6 +525,8 @@ class Network:
             # Our own publish (libp2p validates those too): made from our stored records.
             # Strict signing means no one else can publish under our key.
             return True
+        if self.is_banned(author):
+            return False
         if self._bucket(self._gossip_buckets, author,
                         self.config.gossip_messages_per_s).take(1) > 0:
             self.stats.gossip_throttled += 1
@@ -500,8 +559,10 @@ class Network:
                 except trio.WouldBlock:
                     break
             records: list[Record] = []
+            signers: list[bytes] = []  # per record, who signed the message that carried it
             for msg in messages:
                 self.stats.gossip_in += 1
+                self.stats.gossip_bytes_in += len(msg.data)
                 decoded = self._decoded.pop(msg.data, None)
                 if decoded is None:
                     try:
@@ -511,10 +572,15 @@ class Network:
                     except Error:
                         continue
                 records += decoded
+                signers += [msg.author] * len(decoded)
             if not records:
                 continue
             self.stats.gossip_records_in += len(records)
             outcomes = await self._ingest(records)
+            for signer in dict.fromkeys(signers):
+                mine = [i for i, s in enumerate(signers) if s == signer]
+                self._charge(signer, [records[i] for i in mine], [outcomes[i] for i in mine],
+                             via="gossip", relay=False)
             if any(o.status == "pending" for o in outcomes):
                 self.request_sync()
 
@@ -540,6 +606,42 @@ def authenticate(records: list[Record]) -> None:
         first = records[i]
         verify_range(records[i:j], None if first.prev is None else Head(first.seq - 1, first.prev))
         i = j
+
+
+def count_frames(data: bytes) -> int:
+    """Frames in `data`, a run of whole length-prefixed sync frames (what a `Send` holds)."""
+    n = i = 0
+    while i + 4 <= len(data):
+        i += 4 + int.from_bytes(data[i:i + 4], "big")
+        n += 1
+    return n
+
+
+class FrameCounter:
+    """Counts sync frames completed in a byte stream by their length prefixes only
+    (the sync machine decodes them; this is for the metrics)."""
+
+    def __init__(self) -> None:
+        self._header = b""
+        self._skip = 0  # payload bytes of the current frame still to come
+
+    def feed(self, data: bytes) -> int:
+        done, i = 0, 0
+        while i < len(data):
+            if self._skip:
+                take = min(self._skip, len(data) - i)
+                self._skip -= take
+                i += take
+                done += self._skip == 0
+                continue
+            take = min(4 - len(self._header), len(data) - i)
+            self._header += data[i:i + take]
+            i += take
+            if len(self._header) == 4:
+                self._skip = int.from_bytes(self._header, "big")
+                self._header = b""
+                done += self._skip == 0
+        return done
 
 
 def _messages(wires: list[bytes]) -> list[bytes]:

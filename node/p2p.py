@@ -230,6 +230,7 @@ class NetStats:
     subscription_dropped: int = 0  # a subscriber's channel was full
     publish_waits: int = 0  # publishes that waited for a peer's outbound queue
     publish_wait_timeouts: int = 0  # ... and gave up waiting (that peer is marked slow)
+    refused: int = 0  # connections, streams and gossip refused by `Host.refuse`
 
 
 # --- streams ----------------------------------------------------------------
@@ -408,6 +409,9 @@ class Host:
         self._router: GossipSub | None = None
         self._nursery: trio.Nursery | None = None
         self._ran = False
+        # `refuse(public_key)` true: that peer's connections are closed at once, its
+        # inbound streams reset and gossip it signed or forwarded rejected (bans).
+        self.refuse: Callable[[bytes], bool] = lambda key: False
 
     # --- lifecycle ---
 
@@ -560,6 +564,11 @@ class Host:
             if self._nursery is not None:
                 self._nursery.start_soon(self._close_conn, conn)
             return
+        if self.refuse(key):
+            self.stats.refused += 1
+            if self._nursery is not None:
+                self._nursery.start_soon(self._close_conn, conn)
+            return
         if peer_id not in self._announced:
             self._announced.add(peer_id)
             self._emit(PeerEventKind.CONNECTED, peer_id, key)
@@ -583,7 +592,8 @@ class Host:
 
         async def dispatch(net_stream: INetStream) -> None:
             key = _key_of(net_stream.muxed_conn.peer_id)
-            if key is None:
+            if key is None or self.refuse(key):
+                self.stats.refused += key is not None
                 await net_stream.reset()
                 return
             stream = Stream(net_stream, key, protocol_id)
@@ -639,6 +649,10 @@ class Host:
         def check(forwarder: ID, msg: rpc_pb2.Message) -> bool:
             author = _key_of(ID(msg.from_id))
             if author is None:
+                return False
+            relay = _key_of(forwarder)
+            if self.refuse(author) or (relay is not None and self.refuse(relay)):
+                self.stats.refused += 1
                 return False
             try:
                 return bool(self._validators[topic](author, msg.data))

@@ -217,6 +217,11 @@ class SyncSession:
         """Tell the machine about records the shell got elsewhere (gossip, other peers)."""
         self._ours.update(heads)
 
+    def behind(self) -> int:
+        """Records the peer announced (its heads ahead of ours) that we do not hold yet."""
+        return sum(max(0, t.head.seq - (self._ours[a].seq if a in self._ours else 0))
+                   for a, t in self._targets.items())
+
     def resync(self, now: int) -> list[Action]:
         """Send a new round of our heads (periodic re-sync on a kept session)."""
         if self.state not in (State.AWAIT_HEADS, State.READY):

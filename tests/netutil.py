@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -51,9 +52,9 @@ def make_nodes(tmp_path: Path, world: World, parties: Sequence[Party]) -> list[T
 
 async def start(nursery: trio.Nursery, node: TestNode, *, gossip: bool = True,
                 bootstrap: Sequence[str] = (), discover: bool = False,
-                sync_interval_s: float = 0.5) -> Network:
+                sync_interval_s: float = 0.5, **extra: Any) -> Network:
     cfg = NetConfig(gossip=gossip, bootstrap=tuple(bootstrap), discover=discover,
-                    sync_interval_s=sync_interval_s)
+                    sync_interval_s=sync_interval_s, **extra)
     node.net = Network(node.ledger, cfg)
     await nursery.start(node.net.run)
     return node.net
