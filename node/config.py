@@ -10,6 +10,7 @@
     bootstrap = []            # multiaddrs with /p2p/<peer id>
     gossip = true
     discover = true           # ask peers for their peers and dial some (off: bootstrap only)
+    max_peers = 8             # discovery dials no more once this many peers are connected
     psk = ""                  # optional private-network key (64 hex chars)
 
     [rpc]
@@ -23,12 +24,23 @@
     ban_threshold = 100
     ban_seconds = 600
     silence_check_s = 60      # how often time rules run (shipment gone silent); 0: never
+    sync_bytes_per_s = 33554432  # per peer: sync reads slow down beyond it
+    gossip_messages_per_s = 500  # per peer: more is refused (sync repairs the rest)
+
+    [push]                    # subscribe at other nodes for the alerts matching a filter
+    providers = []            # multiaddrs with /p2p/<peer id>
+    jurisdictions = []        # e.g. ["NL"]: an empty list means any
+    marks = []
+    brands = []               # did:key of trademark owners
+    containers = []           # ISO 6346 numbers
+    shipments = []
+    min_severity = "info"     # info, low, medium, high or critical
 """
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +62,7 @@ class P2PSection:
     bootstrap: tuple[str, ...] = ()
     gossip: bool = True
     discover: bool = True
+    max_peers: int = 8
     psk: str = ""
 
 
@@ -67,6 +80,8 @@ class LimitsSection:
     ban_threshold: int = 100
     ban_seconds: int = 600
     silence_check_s: int = 60
+    sync_bytes_per_s: int = 32 * 1024 * 1024
+    gossip_messages_per_s: int = 500
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,6 +90,8 @@ class PushSection:
     jurisdictions: tuple[str, ...] = ()
     marks: tuple[str, ...] = ()
     brands: tuple[str, ...] = ()
+    containers: tuple[str, ...] = ()  # ISO 6346 numbers (normalised on load)
+    shipments: tuple[str, ...] = ()
     min_severity: str = "info"
 
 
@@ -116,8 +133,12 @@ class Config:
             raise ConfigError(f"{where}: [rpc] port must be 0..65535")
         if cfg.push.min_severity not in ("info", "low", "medium", "high", "critical"):
             raise ConfigError(f"{where}: [push] min_severity must be info, low, medium, high or critical")
+        cfg = replace(cfg, push=_push_filter(cfg.push, where))
         if any("/p2p/" not in a for a in cfg.push.providers + cfg.p2p.bootstrap):
             raise ConfigError(f"{where}: peer addresses must end in /p2p/<peer id>")
+        if cfg.limits.sync_bytes_per_s < 1024 or cfg.limits.gossip_messages_per_s < 1:
+            raise ConfigError(f"{where}: [limits] sync_bytes_per_s must be at least 1024 and "
+                              "gossip_messages_per_s at least 1")
         if cfg.p2p.psk and len(cfg.p2p.psk) != 64:
             raise ConfigError(f"{where}: [p2p] psk must be 64 hex characters")
         return cfg
@@ -131,6 +152,25 @@ class Config:
                 lines.append(f"{sf.name} = {_toml_value(getattr(sec, sf.name))}")
             lines.append("")
         return "\n".join(lines)
+
+
+def _push_filter(push: PushSection, where: str) -> PushSection:
+    """[push]'s filter values checked (a typed error, not a crash at start), containers
+    normalised as the log holds them ("csqu 305438 3" -> "CSQU3054383")."""
+    from protocol.errors import ValidationError
+    from protocol.identifiers import container_number
+
+    for name, ok in (("jurisdictions", lambda v: len(v) == 2 and v.isascii() and v.isupper()),
+                     ("marks", lambda v: 0 < len(v) <= 100),
+                     ("shipments", lambda v: 0 < len(v) <= 100)):
+        bad = [v for v in getattr(push, name) if not ok(v)]
+        if bad:
+            raise ConfigError(f"{where}: [push] {name}: {bad[0]!r} is not valid")
+    try:
+        containers = tuple(container_number(c, "containers") for c in push.containers)
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: [push] containers: {exc}") from exc
+    return replace(push, containers=containers)
 
 
 def _section(factory: Any, sub: dict[str, Any], where: str) -> Any:

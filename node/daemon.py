@@ -170,13 +170,16 @@ class Node:
         self.network = Network(
             self.ledger,
             NetConfig(listen=p2p.listen, bootstrap=p2p.bootstrap, gossip=p2p.gossip,
-                      discover=p2p.discover,
+                      discover=p2p.discover, max_peers=p2p.max_peers,
+                      sync_bytes_per_s=limits.sync_bytes_per_s,
+                      gossip_messages_per_s=limits.gossip_messages_per_s,
                       psk=bytes.fromhex(p2p.psk) if p2p.psk else None,
                       sync_interval_s=limits.sync_interval_s,
                       ban_threshold=limits.ban_threshold, ban_seconds=limits.ban_seconds),
             write=self.writer.call, lock=self.writer.lock)
         flt = Filter(jurisdictions=frozenset(push.jurisdictions), marks=frozenset(push.marks),
                      brands=frozenset(public_key_of_did(d) for d in push.brands),
+                     containers=frozenset(push.containers), shipments=frozenset(push.shipments),
                      min_severity=push.min_severity)
         providers = tuple(Provider(peer=public_key_of(a.rsplit("/p2p/", 1)[1]), filter=flt, addr=a)
                           for a in push.providers)

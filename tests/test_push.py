@@ -408,3 +408,53 @@ async def test_push_beside_the_network_service(tmp_path: Path, gossip: bool) -> 
             assert len(set(keys(customs))) == len(keys(customs))
             assert F.container_key(DE_CONTAINER)  # the subjects are real objects
             nursery.cancel_scope.cancel()
+
+
+# -- container and shipment filters, from the config to the wire ------------------
+
+
+def test_push_config_takes_container_and_shipment_filters(tmp_path: Path) -> None:
+    from node.config import Config
+    from node.daemon import Node
+    from node.errors import ConfigError
+    from node.p2p import peer_id_of
+    from tests.rpc_helpers import provision
+
+    p = provision(tmp_path / "node")
+    provider = f"/ip4/127.0.0.1/tcp/4001/p2p/{peer_id_of(p.carrier.pub)}"
+    raw = {"push": {"providers": [provider], "containers": ["csqu 305438 3"],
+                    "shipments": ["SHP-DE"], "min_severity": "high"}}
+    cfg = Config.from_dict(raw)
+    assert cfg.push.containers == ("CSQU3054383",)  # normalised as the log holds it
+    assert cfg.push.shipments == ("SHP-DE",)
+    assert Config.from_dict({"push": {**raw["push"], "containers": list(cfg.push.containers)}}) \
+        == cfg
+    for bad in ({"containers": ["CSQU3054384"]}, {"containers": [7]}, {"shipments": [""]},
+                {"jurisdictions": ["nl"]}):
+        with pytest.raises(ConfigError, match=r"\[push\]"):
+            Config.from_dict({"push": bad})
+    node = Node(p.data, config=cfg, handle_signals=False)
+    try:
+        [spec] = node.push.config.providers
+        assert spec.peer == p.carrier.pub
+        assert spec.filter == Filter(containers={"CSQU3054383"}, shipments={"SHP-DE"},
+                                     min_severity="high")
+    finally:
+        node.close()
+
+
+async def test_a_container_filter_pushes_that_container_only(tmp_path: Path) -> None:
+    s, carrier, customs = nodes(tmp_path)
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            await carrier.run(nursery, PushConfig(tick_s=0.2))
+            sub = await customs.run(nursery, customs_config(
+                carrier, Filter(containers={NL_CONTAINER})))
+            for container in (DE_CONTAINER, NL_CONTAINER, DE_CONTAINER, NL_CONTAINER):
+                carrier.ledger.submit([s.mismatch(container)], s.world.now)
+            await until(lambda: sub.cursor(carrier.party.pub) == 4)
+            got = customs.log()
+            assert [e["subject"]["id"] for e in got] == [NL_CONTAINER, NL_CONTAINER]
+            assert keys(customs) == [e["key"] for e in carrier.log()
+                                     if e["subject"]["id"] == NL_CONTAINER]
+            nursery.cancel_scope.cancel()
