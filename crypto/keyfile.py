@@ -170,6 +170,16 @@ def read_key(path: StrPath, passphrase: bytes | None = None) -> SigningKey:
     return key
 
 
+def read_did(path: StrPath) -> str:
+    """The did recorded in the key file at `path`, without unsealing it.
+
+    Only what the file claims: `read_key` checks it against the seed.
+    """
+    name = os.fspath(path)
+    data, _ = _read(name)
+    return _parse(name, data).did
+
+
 def is_encrypted(path: StrPath) -> bool:
     """Whether the key file at `path` is passphrase-protected; `KeyFileError` if unreadable."""
     name = os.fspath(path)

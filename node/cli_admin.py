@@ -14,6 +14,7 @@ from crypto.keys import SigningKey
 from node.errors import ConfigError
 from node.store import Store
 from protocol.bodies import ROLES
+from protocol.bodies.identity import GRANTABLE_ROLES
 from protocol.genesis import Genesis
 
 DAY_MS = 86_400_000
@@ -30,6 +31,7 @@ def register(sub: Any) -> None:
                                 "DIR becomes the authority's node")
     create.add_argument("--dir", required=True, type=Path, help="directory for the authority node")
     create.add_argument("--name", default="sealchain", help="network name")
+    add_passphrase_option(create, "encrypt the authority key with the passphrase in FILE")
     create.set_defaults(func=cmd_network_create)
     net.set_defaults(func=lambda a: (net.print_help(), 2)[1])
 
@@ -39,6 +41,7 @@ def register(sub: Any) -> None:
     init.add_argument("--role", default="observer", choices=ROLES, help="this node's role")
     init.add_argument("--observer", action="store_true", help="customs observer mode")
     init.add_argument("--rpc-port", type=int, default=None, help="RPC port (0: any free port)")
+    add_passphrase_option(init, "encrypt the node key with the passphrase in FILE")
     init.set_defaults(func=cmd_init)
 
     cred = sub.add_parser("credential", help="issue or revoke credentials (authority node)")
@@ -47,14 +50,15 @@ def register(sub: Any) -> None:
     issue.add_argument("--data", required=True, type=Path, help="the authority's data directory")
     issue.add_argument("--subject", required=True, help="did:key of the node to credential")
     issue.add_argument("--org", required=True, help="organisation name")
-    issue.add_argument("--role", required=True, action="append", choices=ROLES,
-                       help="a role (repeatable)")
+    issue.add_argument("--role", required=True, action="append", choices=GRANTABLE_ROLES,
+                       help="a role (repeatable; customs combines with no other)")
     issue.add_argument("--jurisdiction", action="append", default=None,
                        help="ISO 3166 alpha-2 country (repeatable; default NL)")
     issue.add_argument("--trademark", action="append", default=[], metavar="JSON",
                        help='for brands: {"mark","classes","markets","gs1_prefixes"} (repeatable)')
     issue.add_argument("--days", type=int, default=365, help="validity in days (default 365)")
     issue.add_argument("--observer", action="store_true", help="customs observer credential")
+    add_passphrase_option(issue, "the passphrase of the authority's encrypted key")
     issue.set_defaults(func=cmd_credential_issue)
     cred.set_defaults(func=lambda a: (cred.print_help(), 2)[1])
 
@@ -68,6 +72,20 @@ def register(sub: Any) -> None:
     did = sub.add_parser("did", help="print this node's did:key")
     did.add_argument("--data", required=True, type=Path, help="node data directory")
     did.set_defaults(func=lambda a: _print(_datadir(a.data).did()))
+
+
+def add_passphrase_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """`--passphrase-file FILE`, falling back to the file `$SEALCHAIN_PASSPHRASE_FILE` names."""
+    parser.add_argument("--passphrase-file", type=Path, default=None, metavar="FILE",
+                        help=f"{what} (default: the file $SEALCHAIN_PASSPHRASE_FILE names; "
+                             "never the passphrase itself on the command line)")
+
+
+def passphrase(args: argparse.Namespace) -> bytes | None:
+    """The passphrase the command was given (flag, then environment), or None."""
+    from node.datadir import load_passphrase
+
+    return load_passphrase(getattr(args, "passphrase_file", None))
 
 
 def _print(text: str) -> int:
@@ -88,9 +106,11 @@ def cmd_network_create(args: argparse.Namespace) -> int:
     from node.config import Config, NodeSection
     from node.datadir import DataDir
 
+    secret = passphrase(args)
     key = SigningKey.generate()
     genesis = Genesis.create(key, name=args.name, ts=now_ms())
-    DataDir.init(args.dir, genesis, key=key, config=Config(node=NodeSection(role="authority")))
+    DataDir.init(args.dir, genesis, key=key, passphrase=secret,
+                 config=Config(node=NodeSection(role="authority")))
     print(f"network {genesis.name} id {genesis.network_id.hex()}")
     print(f"genesis   {args.dir / 'genesis.bin'}")
     print(f"authority {did_from_public(key.public)}")
@@ -101,13 +121,15 @@ def cmd_init(args: argparse.Namespace) -> int:
     from node.config import Config, NodeSection, RpcSection
     from node.datadir import DataDir
 
+    secret = passphrase(args)
     try:
         genesis = Genesis.from_bytes(args.genesis.read_bytes())
     except FileNotFoundError as exc:
         raise ConfigError(f"{args.genesis}: no such file") from exc
     rpc = RpcSection(port=args.rpc_port) if args.rpc_port is not None else RpcSection()
     cfg = Config(node=NodeSection(role=args.role, observer=args.observer), rpc=rpc)
-    d = DataDir.init(args.data, genesis, role=args.role, observer=args.observer, config=cfg)
+    d = DataDir.init(args.data, genesis, role=args.role, observer=args.observer,
+                     passphrase=secret, config=cfg)
     print(d.did())
     return 0
 
@@ -115,6 +137,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_credential_issue(args: argparse.Namespace) -> int:
     from node.local import open_ledger
 
+    if "customs" in args.role and len(set(args.role)) > 1:
+        raise ConfigError("--role customs combines with no other role")
     subject = public_from_did(args.subject).raw
     trademarks = []
     for raw in args.trademark:
@@ -135,7 +159,7 @@ def cmd_credential_issue(args: argparse.Namespace) -> int:
         body["trademarks"] = trademarks
     if args.observer:
         body["observer"] = True
-    with open_ledger(args.data) as ledger:
+    with open_ledger(args.data, passphrase(args)) as ledger:
         (r,) = ledger.append_own([("credential.issue", body)], now)
     print(f"credential {r.id.hex()} issued to {args.subject}")
     return 0

@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from node.cli_admin import add_passphrase_option, passphrase
 from node.errors import ConfigError
 
 LOG_FORMAT = "ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
@@ -24,6 +25,7 @@ def register(sub: Any) -> None:
                      help="log level (default: [node] log_level of the config)")
     run.add_argument("--rpc-port", type=int, default=None,
                      help="RPC port, overriding the config (0: any free port)")
+    add_passphrase_option(run, "the passphrase of an encrypted node key")
     run.set_defaults(func=cmd_run)
 
 
@@ -47,7 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     setup_logging(getattr(args, "log_level", None) or cfg.node.log_level)
     if args.rpc_port is not None and not 0 <= args.rpc_port <= 65535:
         raise ConfigError("--rpc-port must be 0..65535")
-    node = Node(d, config=cfg, rpc_port=args.rpc_port)
+    node = Node(d, config=cfg, rpc_port=args.rpc_port, passphrase=passphrase(args))
     try:
         trio.run(node.run)
     except BaseExceptionGroup as group:

@@ -6,6 +6,10 @@
     DATA/rpc.tokens     {"write": ..., "read": ...} bearer tokens, mode 0600
     DATA/rpc.addr       the RPC URL of the running daemon (written at start)
     DATA/db/            LevelDB
+
+The node key may be sealed with a passphrase. The passphrase is never given on
+the command line: it is read from a file named by `--passphrase-file` or by the
+environment variable `SEALCHAIN_PASSPHRASE_FILE` (see `load_passphrase`).
 """
 
 from __future__ import annotations
@@ -13,16 +17,50 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from crypto import keyfile
-from crypto.didkey import did_from_public
+from crypto.errors import KeyFileError
 from crypto.keys import SigningKey
 from node.config import Config, NodeSection
 from node.errors import ConfigError
 from protocol.errors import Error
 from protocol.genesis import Genesis
+
+PASSPHRASE_ENV = "SEALCHAIN_PASSPHRASE_FILE"
+_MAX_PASSPHRASE_FILE = 4096
+
+
+def load_passphrase(path: Path | None, environ: Mapping[str, str] = os.environ) -> bytes | None:
+    """The passphrase in `path`, else in the file `environ[PASSPHRASE_ENV]` names, else None.
+
+    The file holds the passphrase alone; one trailing newline is dropped (so
+    `echo secret > file` works). `ConfigError` naming the file if it is
+    missing, unreadable, empty or implausibly large.
+    """
+    if path is None:
+        named = environ.get(PASSPHRASE_ENV)
+        if not named:
+            return None
+        path = Path(named)
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(_MAX_PASSPHRASE_FILE + 1)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"passphrase file {path} does not exist") from exc
+    except OSError as exc:
+        raise ConfigError(f"passphrase file {path} cannot be read: {exc.strerror}") from exc
+    if len(raw) > _MAX_PASSPHRASE_FILE:
+        raise ConfigError(f"passphrase file {path} is larger than {_MAX_PASSPHRASE_FILE} bytes")
+    if raw.endswith(b"\r\n"):
+        raw = raw[:-2]
+    elif raw.endswith(b"\n"):
+        raw = raw[:-1]
+    if not raw:
+        raise ConfigError(f"passphrase file {path} is empty")
+    return raw
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +100,27 @@ class DataDir:
         return d
 
     def key(self, passphrase: bytes | None = None) -> SigningKey:
-        return keyfile.read_key(self.key_file, passphrase)
+        """The node key, unsealed with `passphrase` if it is encrypted.
+
+        Every failure (missing, corrupt, encrypted without a passphrase, wrong
+        passphrase) is a one-line `ConfigError` naming the key file.
+        """
+        try:
+            if passphrase is None and keyfile.is_encrypted(self.key_file):
+                raise ConfigError(
+                    f"key file {self.key_file} is encrypted: give its passphrase with "
+                    f"--passphrase-file FILE or {PASSPHRASE_ENV}=FILE"
+                )
+            return keyfile.read_key(self.key_file, passphrase)
+        except KeyFileError as exc:
+            raise ConfigError(str(exc)) from exc
 
     def did(self) -> str:
-        return did_from_public(self.key().public)
+        """The node's did:key, as the key file records it (no passphrase needed)."""
+        try:
+            return keyfile.read_did(self.key_file)
+        except KeyFileError as exc:
+            raise ConfigError(str(exc)) from exc
 
     def genesis(self) -> Genesis:
         try:

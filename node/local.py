@@ -13,7 +13,7 @@ from node.store import Store
 
 
 @contextmanager
-def open_ledger(path: Path) -> Iterator[Ledger]:
+def open_ledger(path: Path, passphrase: bytes | None = None) -> Iterator[Ledger]:
     d = DataDir(path)
     if not d.key_file.exists():
         raise ConfigError(f"{path} is not a node directory (no node.key)")
@@ -24,6 +24,6 @@ def open_ledger(path: Path) -> Iterator[Ledger]:
             raise StorageError(f"{path} is in use by a running node: stop it or use its RPC") from exc
         raise
     try:
-        yield Ledger(store, d.genesis(), own=d.key())
+        yield Ledger(store, d.genesis(), own=d.key(passphrase))
     finally:
         store.close()

@@ -22,6 +22,7 @@ from crypto.errors import KeyFileError
 from crypto.keyfile import (
     KeyFilePermissionWarning,
     is_encrypted,
+    read_did,
     read_key,
     write_key,
 )
@@ -87,6 +88,19 @@ def test_sealed_round_trip(sealed: Path) -> None:
     raw = sealed.read_text()
     assert KEY.seed.hex() not in raw
     assert did_from_public(KEY.public) in raw
+
+
+def test_read_did_needs_no_passphrase(plain: Path, sealed: Path) -> None:
+    assert read_did(plain) == read_did(sealed) == did_from_public(KEY.public)
+
+
+def test_read_did_checks_the_file(sealed: Path) -> None:
+    doc = _doc(sealed)
+    doc["did"] = "did:key:zNotAKey"
+    _rewrite(sealed, doc)
+    with pytest.raises(KeyFileError, match="bad did") as info:
+        read_did(sealed)
+    assert str(sealed) in str(info.value)
 
 
 def test_sealed_default_limits(tmp_path: Path) -> None:
