@@ -516,3 +516,24 @@ def test_proofs_in_a_large_tree() -> None:
         verify_consistency(m, n, tree.root_at(m), tree.root, c, RFC)
     assert tree.consistency_proof(70_001) == proof(70_001, leaves, RFC)
     assert tree.root_at(70_001) == level_root(leaves[:70_001], RFC)
+
+
+@settings(deadline=None, max_examples=5)
+@given(n=st.integers(1, 100_000), salt=st.binary(max_size=4), data=st.data())
+def test_fast_tree_matches_the_naive_one_up_to_100_000_leaves(
+    n: int, salt: bytes, data: st.DataObject
+) -> None:
+    # Leaves made from a drawn salt, not drawn one by one: hypothesis would spend
+    # seconds building a 100,000-element list.
+    leaves = [salt + i.to_bytes(4, "big") for i in range(n)]
+    tree = MerkleTree(leaves)
+    assert tree.root == mth(leaves, BLAKE2B) == root(leaves)
+    i = data.draw(st.integers(0, n - 1), label="index")
+    p = tree.inclusion_proof(i)
+    assert p == path(i, leaves, BLAKE2B)
+    verify_inclusion(leaves[i], i, n, p, tree.root)
+    m = data.draw(st.integers(1, n), label="old_size")
+    c = tree.consistency_proof(m)
+    assert c == proof(m, leaves, BLAKE2B)
+    assert tree.root_at(m) == mth(leaves[:m], BLAKE2B)
+    verify_consistency(m, n, tree.root_at(m), tree.root, c)
