@@ -29,6 +29,7 @@ from typing import Any
 
 from crypto.credentials import CredentialSet
 from crypto.errors import Error
+from node import derived as derived_alerts
 from node import facts as F
 from node import rules
 from node.ledger import _CREDENTIAL_TYPES, _TYPE_INDEXED, _UNAUTHORISED
@@ -236,6 +237,7 @@ def derive(store: Store, genesis: Genesis, progress: Progress | None = None) -> 
     for key, f in facts.items():
         for intent in rules.evaluate(key, f):
             alerts[intent.key] = _entry(intent)
+    _derived_alerts(alerts, facts, records, tables[b"O"], creds, forked, genesis)
     for author, (r, rule) in first.items():
         unauth = rules.unauthorised_author(r.id, author, r.type, rule)
         if unauth is not None:
@@ -306,6 +308,35 @@ def _facts_difference(key: bytes, have: bytes, want: F.Facts) -> str:
     if {k: v for k, v in stored.items() if v} == {k: v for k, v in want.items() if v}:
         return ""  # the same facts in another encoding
     return f"facts of {key[1:]!r}: stored and derived differ"
+
+
+def _derived_alerts(alerts: dict[bytes, dict[str, Any]], facts: dict[bytes, F.Facts],
+                    records: list[Record], index: dict[bytes, bytes], creds: CredentialSet,
+                    forked: dict[bytes, int], genesis: Genesis) -> None:
+    """Add the container findings across objects (`node.derived`) the records call for."""
+    by_id = {r.id: r for r in records}
+    ids: dict[bytes, list[bytes]] = defaultdict(list)
+    for k in index:  # b"O" + object key + b"\x00" + 32-byte record id
+        ids[k[1:-33]].append(k[-32:])
+
+    def counts(rid: bytes) -> bool:
+        r = by_id.get(rid)
+        if r is None or (r.author in forked and r.seq >= forked[r.author]):
+            return False
+        try:
+            authorise(creds, r)
+        except RoleError:
+            return False
+        return True
+
+    reader = derived_alerts.FoldReader(
+        facts, by_id, {k: [rid for rid in v if counts(rid)] for k, v in ids.items()
+                       if k[:1] == b"c"})  # only containers' record ids are read (route)
+    for key in sorted(facts):
+        if key[:1] == b"c":
+            number = key[1:].decode()
+            for intent in derived_alerts.container_intents(number, reader, creds, genesis.params):
+                alerts[intent.key] = _entry(intent)
 
 
 def _alert_differences(store: Store, d: Derived) -> list[str]:

@@ -33,8 +33,8 @@ from crypto import hashing, merkle
 from crypto.credentials import CredentialSet, Delegation
 from crypto.errors import VerificationError
 from crypto.keys import SigningKey
+from node import derived, rules
 from node import facts as F
-from node import rules
 from node.errors import StorageError
 from node.pending import Pending
 from node.store import Store, WriteSet, u64
@@ -651,6 +651,7 @@ class Ledger:
                 self.stats[("alert", intent.rule)] += 1
                 log.warning("alert rule=%s severity=%s subject=%s:%s", intent.rule,
                             intent.severity, intent.subject[0], intent.subject[1][:16])
+        cursor = self._derived_alerts(b, now, cursor, fresh, called)
         for r in b.stored:  # signed alert records (a customs verdict, a time rule) are logged too
             if r.type != "alert":
                 continue
@@ -717,6 +718,68 @@ class Ledger:
                 log.warning("alert retracted rule=%s: no longer called for", entry["rule"])
 
 
+    def _derived_alerts(self, b: _Batch, now: int, cursor: int, fresh: set[bytes],
+                        called: set[bytes]) -> int:
+        """Container findings across objects (`node.derived`), for the containers the batch
+        may have changed: new ones logged, those no longer called for withdrawn."""
+        view = _View(self, b)
+
+        def before(key: bytes) -> F.Facts:
+            f = self._facts_cache.get(key)
+            if f is None:
+                raw = self.store.facts_raw(key)
+                f = F.decode_facts(raw) if raw is not None else {}
+            return f
+
+        def every() -> list[str]:
+            keys = {k for k, _ in self.store.iter_facts(b"c")} | {
+                k for k in b.facts if k[:1] == b"c"}
+            return [k[1:].decode() for k in keys]
+
+        numbers = derived.affected(sorted(b.dirty), before, view.facts,
+                                   lambda n: derived.neighbours(n, view), every)
+        for number in sorted(numbers):
+            name = derived.META + number
+            was = set(self.store.meta(name) or ())
+            now_called = derived.container_intents(number, view, self.creds, self.params)
+            keys = sorted(i.key for i in now_called)
+            if set(keys) != was:
+                if keys:
+                    Store.meta_put(b.ws, name, keys)
+                else:
+                    b.ws.delete(b"M" + name.encode())
+            for k in was:
+                b.retract.setdefault(k, "")
+            for intent in now_called:
+                called.add(intent.key)
+                if intent.key in fresh or intent.key in was:
+                    continue
+                cursor = self._log_intent(intent, b, now, cursor, fresh)
+        return cursor
+
+    def _log_intent(self, intent: rules.Intent, b: _Batch, now: int, cursor: int,
+                    fresh: set[bytes]) -> int:
+        """Log a derived finding once by key (again in force if it was withdrawn)."""
+        k = intent.key
+        cur = self.store.alert_cursor(k)
+        if cur is not None:
+            [(_, entry)] = self.store.alerts(since=cur - 1, limit=1)
+            if entry.pop("retracted", None) is not None:
+                b.ws.put(b"A" + u64(cur), codec.encode_local(entry))
+            return cursor
+        fresh.add(k)
+        cursor += 1
+        entry = {"cursor": cursor, "key": k, "rule": intent.rule, "severity": intent.severity,
+                 "subject": {"kind": intent.subject[0], "id": intent.subject[1]},
+                 "reason": intent.reason, "evidence": list(intent.evidence), "ts": now}
+        b.ws.put(b"A" + u64(cursor), codec.encode_local(entry))
+        b.ws.put(b"K" + k, u64(cursor))
+        b.alerts.append(entry)
+        self.stats[("alert", intent.rule)] += 1
+        log.warning("alert rule=%s severity=%s subject=%s:%s", intent.rule, intent.severity,
+                    intent.subject[0], intent.subject[1][:16])
+        return cursor
+
     def _withdraw(self, intent: rules.Intent | None, b: _Batch, now: int) -> None:
         cur = None if intent is None else self.store.alert_cursor(intent.key)
         if cur is None:
@@ -727,6 +790,30 @@ class Ledger:
             b.ws.put(b"A" + u64(cur), codec.encode_local(entry))
             self.stats[("alert_retracted", entry["rule"])] += 1
             log.warning("alert retracted rule=%s: no longer called for", entry["rule"])
+
+
+class _View:
+    """A `node.verify.Reader` over the store with a batch's changes on top (read only)."""
+
+    def __init__(self, ledger: Ledger, b: _Batch) -> None:
+        self.ledger, self.b = ledger, b
+
+    def facts(self, key: bytes) -> F.Facts:
+        f = self.b.facts.get(key)
+        if f is None:
+            f = self.ledger._facts_cache.get(key)
+        if f is None:
+            raw = self.ledger.store.facts_raw(key)
+            f = F.decode_facts(raw) if raw is not None else {}
+        return f
+
+    def record(self, rid: bytes) -> Record | None:
+        return self.b.records.get(rid) or self.ledger.record(rid)
+
+    def record_ids(self, key: bytes) -> list[bytes]:
+        ids = set(self.ledger.store.object_records(key)) | set(self.b.object_ids.get(key, ()))
+        return [rid for rid in sorted(ids)
+                if (r := self.record(rid)) is not None and not self.ledger.excluded(r)]
 
 
 def iter_wires(records: Iterable[Record]) -> list[bytes]:

@@ -85,7 +85,7 @@ class _Ctx:
     reader: Reader
     creds: CredentialSet
     params: Params
-    now: int
+    now: int | None
     reasons: list[Reason] = field(default_factory=list)
     _records: dict[bytes, Record | None] = field(default_factory=dict)
 
@@ -103,7 +103,13 @@ class _Ctx:
 
 
 def verify_container(number: str, reader: Reader, creds: CredentialSet, params: Params,
-                     now: int, progress: Callable[[int], None] | None = None) -> Verdict:
+                     now: int | None, progress: Callable[[int], None] | None = None) -> Verdict:
+    """The verdict on container `number` at `now`.
+
+    With `now=None` the checks that need the clock (an item's expiry, the
+    creator's credential in force today) are skipped: what is left is a pure
+    function of the record set, as the ledger's derived alerts need (`node.derived`).
+    """
     ctx = _Ctx(reader, creds, params, now)
     cf = reader.facts(F.container_key(number))
     creates = sorted(cf.get("create", ()))
@@ -114,12 +120,12 @@ def verify_container(number: str, reader: Reader, creds: CredentialSet, params: 
     if len(creates) > 1:
         ctx.add(Level.RED, "container.duplicate", "container created twice",
                 [c[0] for c in creates], alert="cloned_container")
-    if not ctx.standing_ok(creator, now):
+    if now is not None and not ctx.standing_ok(creator, now):
         ctx.add(Level.AMBER, "author.revoked", "the container's creator has no credential in force",
                 [create_id], alert="unauthorised_author")
     destination, markets_ref = _shipment(ctx, cf)
     root, items, packer = _manifest(ctx, cf)
-    brands = _items(ctx, number, items, packer, destination, progress) if items else ()
+    brands = _items(ctx, number, cf, root, items, packer, destination, progress) if items else ()
     _seal(ctx, cf)
     _custody(ctx, cf, create_id, creator)
     _weight(ctx, cf)
@@ -221,8 +227,62 @@ def _holder(tf: F.Facts, root: bytes, holder: bytes) -> tuple[bytes | None, tupl
     return holder, (oid,)
 
 
-def _items(ctx: _Ctx, number: str, items: list[bytes], packer: bytes | None,
-           destination: str | None, progress: Callable[[int], None] | None) -> tuple[bytes, ...]:
+def _held_when_packed(ctx: _Ctx, tf: F.Facts, root: bytes, minter: bytes, at: int
+                      ) -> tuple[bytes | None, tuple[bytes, ...]]:
+    """Who held an item at time `at` (its packing), and the offer of the last step counted.
+
+    Only custody steps accepted at or before `at` count: goods handed to the
+    packer after it packed them were not the packer's to pack. The usual item
+    (one hand-over, accepted) costs one record read (the accept's time).
+    """
+    holder, last = _holder(tf, root, minter)
+    if not last:  # never handed over: the minter held it all along
+        return holder, ()
+    if len(tf.get("offers", ())) == 1:
+        if holder == minter:  # offered, never accepted
+            return holder, last
+        ok = sorted(a[1] for a in tf.get("accepts", ()) if a[0] == last[0] and a[2] == holder)
+        accept = ctx.record(ok[0]) if ok else None
+        if accept is not None and accept.ts <= at:
+            return holder, last
+        return minter, ()
+    chain = custody.walk(tf, root, minter)
+    holder, counted = minter, ()
+    for step in chain.steps:
+        accept = ctx.record(step.accept) if step.accept is not None else None
+        if accept is None or accept.ts > at:
+            break
+        holder, counted = step.taker, (step.offer,)
+    return holder, counted
+
+
+def _packed_elsewhere(ctx: _Ctx, number: str, mine: tuple[int, bytes],
+                      packs: Any, unpacked: list[int]) -> list[bytes]:
+    """Packs of the item into other containers that overlap our packing (`mine`: ts, id).
+
+    Two packings overlap unless one container was unpacked between them: an item
+    unpacked from one container and packed into the next was never in both at once.
+    """
+    t1, pid1 = mine
+    out: list[bytes] = []
+    for other, _root, pid in sorted(packs):
+        if other == number:
+            continue
+        of = ctx.reader.facts(F.container_key(other))
+        ts = [p[7] for p in of.get("packs", ()) if p[5] == pid]
+        if not ts:
+            continue
+        t2 = ts[0]
+        if any(t2 <= u[0] <= t1 for u in of.get("unpacks", ())) or any(
+                t1 <= u <= t2 for u in unpacked):
+            continue
+        out.append(pid)
+    return [pid1, *out] if out else []
+
+
+def _items(ctx: _Ctx, number: str, cf: F.Facts, root: bytes | None, items: list[bytes],
+           packer: bytes | None, destination: str | None,
+           progress: Callable[[int], None] | None) -> tuple[bytes, ...]:
     """Per-item checks; findings of one kind are grouped into one reason.
 
     The checks that depend only on the mint record (lot recalled, expired,
@@ -234,6 +294,8 @@ def _items(ctx: _Ctx, number: str, items: list[bytes], packer: bytes | None,
     lots: dict[bytes, F.Facts] = {}
     by_mint: dict[bytes, _MintChecks | None] = {}
     facts, token_key = ctx.reader.facts, F.token_key
+    pack_ts = {p[5]: p[7] for p in cf.get("packs", ()) if p[0] == root}  # chunk id -> ts
+    unpacked = [u[0] for u in cf.get("unpacks", ())]
 
     def flag(code: str, *evidence: bytes) -> None:
         found.setdefault(code, []).extend(evidence)
@@ -248,7 +310,7 @@ def _items(ctx: _Ctx, number: str, items: list[bytes], packer: bytes | None,
             lots[lot_key] = facts(lot_key)
         return _MintChecks(
             lot_recalls=tuple(r[0] for r in lots[lot_key].get("recalls", ())),
-            expired=body.expiry is not None and body.expiry < ctx.now,
+            expired=ctx.now is not None and body.expiry is not None and body.expiry < ctx.now,
             diverted=destination is not None and destination not in body.markets)
 
     for start in range(0, len(items), _PROGRESS_EVERY):
@@ -258,7 +320,7 @@ def _items(ctx: _Ctx, number: str, items: list[bytes], packer: bytes | None,
             tf = facts(token_key(tid))
             mints = tf.get("mint")
             if not mints:
-                flag("item.not_minted", *[p[2] for p in tf.get("packs", ()) if p[0] == number][:1])
+                flag("item.not_minted", *sorted(p[2] for p in tf.get("packs", ()) if p[0] == number)[:1])
                 continue
             if len(mints) > 1:
                 ordered = sorted(mints)
@@ -275,10 +337,12 @@ def _items(ctx: _Ctx, number: str, items: list[bytes], packer: bytes | None,
                 flag("item.not_minted")
                 continue
             packs = tf.get("packs", ())
-            for p in packs:
-                if p[0] != number:
-                    flag("item.two_containers", *[p[2] for p in packs])
-                    break
+            mine = [(pack_ts[p[2]], p[2]) for p in packs if p[0] == number and p[2] in pack_ts]
+            if not mine:  # the manifest names it, but no chunk of this root packs it
+                continue
+            if len(packs) > len(mine):
+                flag("item.two_containers", *_packed_elsewhere(ctx, number, mine[0], packs,
+                                                                unpacked))
             if tf.get("recalls"):
                 flag("item.recalled", *[r[0] for r in tf["recalls"]])
             if checks.lot_recalls:
@@ -288,7 +352,7 @@ def _items(ctx: _Ctx, number: str, items: list[bytes], packer: bytes | None,
             if checks.diverted:
                 flag("item.diversion", mint_id)
             if packer is not None:
-                holder, last_offer = _holder(tf, mint_id, brand)
+                holder, last_offer = _held_when_packed(ctx, tf, mint_id, brand, mine[0][0])
                 if holder != packer:
                     flag("custody.packer_not_holder", mint_id, *last_offer)
     rules = {
@@ -305,6 +369,8 @@ def _items(ctx: _Ctx, number: str, items: list[bytes], packer: bytes | None,
                                       "custody_break"),
     }
     for code, evidence in found.items():
+        if not evidence and code == "item.two_containers":
+            continue  # every other packing was unpacked in between
         level, what, alert = rules[code]
         ctx.add(level, code, what, evidence[:64], alert=alert)
     return tuple(sorted(brands))
@@ -347,8 +413,14 @@ def _weight(ctx: _Ctx, cf: F.Facts) -> None:
         return
     declared, measured = packs[-1][4], weight[2]
     tolerance = max(declared * ctx.params.weight_tolerance_permille // 1000, 1000)
-    if abs(measured - declared) > tolerance:
-        level = Level.RED if abs(measured - declared) > 2 * tolerance else Level.AMBER
+    # A load cell reports the goods (net); a weighbridge or VGM the container too (gross).
+    tare = 0
+    for rid, _author in sorted(cf.get("create", ()))[:1]:
+        r = ctx.record(rid)
+        tare = getattr(r.body, "tare_g", None) or 0 if r is not None else 0
+    off = min(abs(measured - declared), abs(measured - declared - tare) if tare else 1 << 62)
+    if off > tolerance:
+        level = Level.RED if off > 2 * tolerance else Level.AMBER
         ctx.add(level, "weight.mismatch",
                 f"declared {declared / 1000:.0f} kg, measured {measured / 1000:.0f} kg",
                 [packs[-1][5], weight[1]], alert="weight_mismatch")

@@ -208,6 +208,7 @@ def test_custody_break(tmp_path: Path) -> None:
     [intent] = [i for i in f.raised if i.rule == "custody_break"]
     assert intent.evidence == (offer.id,)
     assert f.verdict.level is Level.RED
+    assert intent.key in f.logged_keys("custody_break")  # every node derives it: one alert
 
 
 def test_custody_break_items_the_packer_did_not_hold(tmp_path: Path) -> None:
@@ -219,6 +220,7 @@ def test_custody_break_items_the_packer_did_not_hold(tmp_path: Path) -> None:
     f = examine(s, tmp_path / "db")
     assert "custody_break" in {i.rule for i in f.raised}
     assert "custody.packer_not_holder" in {r.code for r in f.verdict.reasons}
+    assert f.raised_keys("custody_break") <= f.logged_keys("custody_break")
 
 
 def test_double_handover(tmp_path: Path) -> None:
@@ -324,6 +326,7 @@ def test_item_not_minted_by_the_trademark_owner(tmp_path: Path) -> None:
     assert f.verdict.level is Level.RED
     [intent] = [i for i in f.raised if i.rule == "item_not_minted"]
     assert intent.severity == "critical"
+    assert f.logged_keys("item_not_minted") == {intent.key}
     assert "item.not_minted" in {r.code for r in f.verdict.reasons}
     [entry] = [e for e in f.logged if e["rule"] == "unauthorised_author"]
     assert entry["evidence"] == [bogus.id]
@@ -347,8 +350,24 @@ def test_cloned_serial_packed_in_two_containers(tmp_path: Path) -> None:
     w.create_container(s.maker, BOX2)
     w.pack(s.maker, BOX2, s.tokens[:3], weight_g=75_000)
     f = examine(s, tmp_path / "db")
-    assert len(f.logged_keys("cloned_serial")) == 3  # one per item
+    assert len(f.logged_keys("cloned_serial")) == 2  # one per container, naming the packs
     assert "item.two_containers" in {r.code for r in f.verdict.reasons}
+    assert f.raised_keys("cloned_serial") < f.logged_keys("cloned_serial")
+
+
+def test_an_item_unpacked_and_packed_again_is_in_one_container_at_a_time(tmp_path: Path
+                                                                         ) -> None:
+    s = Story()
+    w = s.world
+    w.create_container(s.maker, BOX2)
+    w.pack(s.maker, BOX2, s.tokens, weight_g=WEIGHT)
+    w.tick()
+    w.sign(s.maker, "container.unpack", {"container": BOX2, "reason": "wrong box"})
+    w.tick()
+    s.ship()  # the same goods, packed into BOX now
+    f = examine(s, tmp_path / "db")
+    assert "cloned_serial" not in f.rules()
+    assert f.verdict.level is Level.GREEN, f.verdict.reasons
 
 
 @pytest.mark.parametrize("by", ["lot", "serials"])
@@ -365,6 +384,7 @@ def test_recalled_item_in_transit(tmp_path: Path, by: str) -> None:
     [intent] = [i for i in f.raised if i.rule == "recalled_item"]
     assert intent.evidence == (recall.id,)
     assert intent.severity == "critical"
+    assert f.logged_keys("recalled_item") == {intent.key}
     assert f.verdict.level is Level.RED
 
 
@@ -387,6 +407,7 @@ def test_diversion_outside_the_authorised_markets(tmp_path: Path) -> None:
     f = examine(s, tmp_path / "db")
     [intent] = [i for i in f.raised if i.rule == "diversion"]
     assert intent.subject == ("container", BOX)
+    assert f.logged_keys("diversion") == {intent.key}
     assert f.verdict.level is Level.RED
     assert f.verdict.brands == (s.brand.pub,)  # whom the alert concerns
 
@@ -398,6 +419,7 @@ def test_route_deviation(tmp_path: Path) -> None:
     [intent] = f.raised
     assert (intent.rule, intent.severity) == ("route_deviation", "medium")
     assert f.verdict.level is Level.AMBER
+    assert f.logged_keys("route_deviation") == {intent.key}
 
 
 @pytest.mark.parametrize(("measured", "level"), [(530_000, Level.AMBER), (900_000, Level.RED)])
@@ -408,6 +430,7 @@ def test_weight_mismatch(tmp_path: Path, measured: int, level: Level) -> None:
     [intent] = f.raised
     assert intent.rule == "weight_mismatch"
     assert f.verdict.level is level
+    assert f.logged_keys("weight_mismatch") == {intent.key}
 
 
 def test_temperature_excursion(tmp_path: Path) -> None:

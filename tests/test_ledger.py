@@ -65,7 +65,8 @@ def scene(seed: int = 1) -> Scene:
     w.tick()
     w.pack(brand, ex.CONTAINER, tokens_of(ex.GTIN, ex.SERIALS), weight_g=3_600,
            shipment=ex.SHIPMENT)
-    w.sign(brand, "shipment.create", ex.shipment_create(containers=[ex.CONTAINER]))
+    w.sign(brand, "shipment.create", ex.shipment_create(  # on to Duisburg, by the Rhine
+        containers=[ex.CONTAINER], route=["CNSHA", "SGSIN", "NLRTM", "DEDUI"]))
     seal = w.seal(brand, ex.CONTAINER, SEAL)
     w.tick()
     offer, accept = w.handover(brand, carrier, "container", ex.CONTAINER, seal.id)
@@ -553,7 +554,8 @@ def test_alerts_whose_evidence_stops_counting_are_retracted(db: Store) -> None:
     door = w.sensor(s.carrier, ex.CONTAINER, "door", open=True)
     led.submit([r.wire for r in w.records if r.id != revoke.id], w.now)
     raised = {e["rule"]: (c, e) for c, e in db.alerts()}
-    assert set(raised) == {"seal_mismatch", "seal_breach"}
+    # (the scan in Poland is off the shipment's route too: a derived finding, `node.derived`)
+    assert set(raised) == {"seal_mismatch", "seal_breach", "route_deviation"}
     assert bad.id in raised["seal_mismatch"][1]["evidence"]
     assert door.id in raised["seal_breach"][1]["evidence"]
     w.tick()
@@ -569,6 +571,7 @@ def test_alerts_whose_evidence_stops_counting_are_retracted(db: Store) -> None:
     assert voided == [[bad.id]]
     assert led.stats[("alert_retracted", "seal_mismatch")] == 1
     assert led.stats[("alert_retracted", "seal_breach")] == 1
+    assert led.stats[("alert_retracted", "route_deviation")] == 1
     assert audit.check(db, w.genesis) == []
     # a new finding gets a new cursor, never a retracted one's
     w.tick()

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crypto.credentials import CredentialSet
-from node import audit, rules
+from node import audit, derived, rules
 from node import facts as F
 from node.ledger import Ledger
 from node.scenario import DAY, YEAR, Party, World, tokens_of
@@ -229,6 +229,15 @@ def reference(b: Built) -> tuple[dict[bytes, F.Facts], dict[bytes, str]]:
     for rid in ids.get(fork_seq, ()) if fork_seq is not None else ():
         F.join(facts.setdefault(ak, {}), F.Fact(ak, "fork", (fork_seq, rid)))
     alerts = {i.key: i.rule for key, f in facts.items() for i in rules.evaluate(key, f)}
+    # findings across objects (`node.derived`), over the same folded facts
+    by_id = {r.id: r for r in b.records if counts(r)}
+    ids: dict[bytes, list[bytes]] = {}
+    for r in by_id.values():
+        for f in {f.key for f in F.contributions(r, params)}:
+            ids.setdefault(f, []).append(r.id)
+    view = derived.FoldReader(facts, by_id, ids)
+    alerts |= {i.key: i.rule for key in facts if key[:1] == b"c"
+               for i in derived.container_intents(key[1:].decode(), view, creds, params)}
     return facts, alerts
 
 

@@ -1,0 +1,127 @@
+"""Derived container alerts: the findings of `node.verify` that every node raises itself.
+
+Theory of operation. The rules in `node.rules` read one object's facts. Some
+findings need several objects: an item's mint, lot and custody chain, the
+container's shipment and scans. `node.verify` computes them for a customs
+verdict; this module makes them alerts on *every* node, not only on a customs
+observer watching a declared container, so that a brand hears of the diversion
+of its goods with no customs office involved.
+
+`container_intents` runs the verification with no clock (`now=None`: expiry is a
+time rule, `node.timers`) and keeps the findings listed in `CODES`. It reads
+only the records, so it is a pure function of the record set. Each intent's key
+is over (rule, container, evidence), the same key the customs observer's signed
+alert for that finding has (`node.observer.intents`): one finding, one alert
+network-wide, whoever raises it first.
+
+`affected` says which containers a batch of changed objects may have changed
+the findings of: a container itself, the containers a changed token was packed
+in, the neighbours of an unpacked container (items it shares with others), and
+for a recall of a lot (whose items no fact maps to containers) every container.
+The ledger re-evaluates those, logs new findings, and withdraws those no longer
+called for (`Ledger._derived_alerts`); which findings a container had is kept in
+meta, so withdrawal works in any arrival order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Final
+
+from crypto.credentials import CredentialSet
+from node import facts as F
+from node.rules import Intent
+from node.verify import Level, Reader, verify_container
+from protocol.envelope import Record
+from protocol.genesis import Params
+
+# verify finding code -> the alert rule it raises here. Left out: what `node.rules`
+# already raises per object (seal, double hand-over, cloned mint, temperature), what
+# needs the clock (expiry), and what is not an anomaly of the goods (a missing seal).
+CODES: Final = {
+    "custody.break": "custody_break",
+    "custody.packer_not_holder": "custody_break",
+    "item.not_minted": "item_not_minted",
+    "item.two_containers": "cloned_serial",
+    "item.recalled": "recalled_item",
+    "item.diversion": "diversion",
+    "route.deviation": "route_deviation",
+    "weight.mismatch": "weight_mismatch",
+    "manifest.root": "manifest_mismatch",
+}
+SEVERITY: Final = {Level.RED: "critical", Level.AMBER: "medium"}
+META: Final = "derived."  # meta name prefix: the keys of a container's live findings
+
+
+def container_intents(number: str, reader: Reader, creds: CredentialSet, params: Params
+                      ) -> list[Intent]:
+    """The derived alerts container `number` calls for, sorted by key. Pure."""
+    if not reader.facts(F.container_key(number)).get("create"):
+        return []
+    verdict = verify_container(number, reader, creds, params, None)
+    out: dict[bytes, Intent] = {}
+    for reason in verdict.reasons:
+        rule = CODES.get(reason.code)
+        if rule is None or reason.level is Level.GREEN or not reason.evidence:
+            continue
+        intent = Intent(rule, SEVERITY[reason.level], ("container", number), reason.message,
+                        reason.evidence[:64])
+        out.setdefault(intent.key, intent)
+    return [out[k] for k in sorted(out)]
+
+
+def affected(dirty: Iterable[bytes], before: Callable[[bytes], F.Facts],
+             after: Callable[[bytes], F.Facts], neighbours: Callable[[str], Iterable[str]],
+             every: Callable[[], Iterable[str]]) -> set[str]:
+    """The containers whose derived findings the changed objects `dirty` may change."""
+    out: set[str] = set()
+    for key in dirty:
+        tag = key[:1]
+        if tag == b"c":
+            number = key[1:].decode()
+            out.add(number)
+            if before(key).get("unpacks") != after(key).get("unpacks"):
+                out.update(neighbours(number))
+        elif tag == b"t":
+            for f in (before(key), after(key)):
+                out.update(p[0] for p in f.get("packs", ()))
+        elif tag == b"l":
+            out.update(every())
+    return out
+
+
+def items_of(number: str, reader: Reader) -> set[bytes]:
+    """Every item ever packed into a container (all its manifests' chunks)."""
+    out: set[bytes] = set()
+    for p in reader.facts(F.container_key(number)).get("packs", ()):
+        r = reader.record(p[5])
+        if r is not None and r.type == "container.pack":
+            out.update(r.body.items)  # type: ignore[attr-defined]
+    return out
+
+
+def neighbours(number: str, reader: Reader) -> set[str]:
+    """The other containers any item of `number` was packed in."""
+    out: set[str] = set()
+    for tid in items_of(number, reader):
+        out.update(p[0] for p in reader.facts(F.token_key(tid)).get("packs", ()))
+    out.discard(number)
+    return out
+
+
+class FoldReader:
+    """A `Reader` over facts and records held in memory (a reference fold, an audit)."""
+
+    def __init__(self, facts: Mapping[bytes, F.Facts], records: Mapping[bytes, Record],
+                 ids: Mapping[bytes, Iterable[bytes]]) -> None:
+        self._facts, self._records, self._ids = facts, records, ids
+
+    def facts(self, key: bytes) -> F.Facts:
+        return self._facts.get(key, {})
+
+    def record(self, rid: bytes) -> Record | None:
+        return self._records.get(rid)
+
+    def record_ids(self, key: bytes) -> list[bytes]:
+        """The ids of the records concerning `key` (the caller keeps only those that count)."""
+        return sorted(self._ids.get(key, ()))
