@@ -22,6 +22,8 @@ from node.errors import ConfigError
 BATCH = 1000  # the RPC's limit of records per batch request
 SERIALS_PER_MINT = 1000
 MAX_REQUEST = 900_000  # bytes of JSON per batch request, under the default body limit
+RECONNECT_MIN, RECONNECT_MAX = 0.1, 2.0  # seconds between tries to reach the node again
+FOLLOW_READ_TIMEOUT = 60.0  # the node sends a heartbeat every 15 s by default
 
 
 def len1(entry: dict[str, Any]) -> int:
@@ -46,7 +48,7 @@ class Client:
 
         from node.datadir import DataDir
 
-        d = DataDir(data)
+        d = self._dir = DataDir(data)
         if not d.key_file.exists():
             raise ConfigError(f"{data} is not a node directory (no node.key)")
         try:
@@ -59,6 +61,14 @@ class Client:
         self._httpx = httpx
         self.http = httpx.Client(base_url=self.url, timeout=60.0,
                                  headers={"Authorization": f"Bearer {token}"})
+
+    def refresh(self) -> None:
+        """Read the node's address again (a restarted node may listen on another port)."""
+        try:
+            self.url = self._dir.rpc_url()
+        except ConfigError as exc:
+            raise Unreachable(f"{self._dir.addr_file} is missing") from exc
+        self.http.base_url = self.url
 
     def request(self, method: str, path: str, **kw: Any) -> Any:
         try:
@@ -513,25 +523,58 @@ def cmd_alerts(args: argparse.Namespace, c: Client) -> int:
 
 
 def _follow(args: argparse.Namespace, c: Client, q: dict[str, Any]) -> int:
-    params = {k: v for k, v in {**q, "since": args.since}.items() if v is not None}
-    try:
-        with c.http.stream("GET", "/v1/alerts/stream", params=params, timeout=None) as r:
-            if r.status_code >= 400:
-                r.read()
-                raise Rejected(r.status_code, r.json().get("error", {}))
-            for line in r.iter_lines():
-                if not line.startswith("data:"):
-                    continue
-                a = json.loads(line[5:])
-                if args.json:
-                    print(json.dumps(a), flush=True)
-                else:
-                    print(f"#{a['cursor']} {when(a['ts'])} {a['severity']} {a['rule']} "
-                          f"{a['subject']['kind']} {a['subject']['id']}: {a['reason']}",
-                          flush=True)
-    except c._httpx.TransportError as exc:
-        raise Unreachable(f"lost the node at {c.url}: {exc}") from exc
-    return EXIT_OK
+    """Print alerts as they come, until interrupted (exit 130 from `node.cli`).
+
+    When the stream ends or the connection drops (the node restarting), try again
+    with a growing pause, reading the node's address afresh, and resume after the
+    last alert printed (Last-Event-ID): no alert is lost or printed twice. A node
+    that cannot be reached at the first try is an error (exit 3).
+    """
+    params = {k: v for k, v in q.items() if v is not None}
+    last: int | None = args.since
+    delay, lost, connected = RECONNECT_MIN, False, False
+    timeout = c._httpx.Timeout(10.0, read=FOLLOW_READ_TIMEOUT)
+    while True:
+        headers = {}
+        if last is not None:
+            params["since"] = last
+            headers["Last-Event-ID"] = str(last)
+        try:
+            c.refresh()
+            with c.http.stream("GET", "/v1/alerts/stream", params=params, headers=headers,
+                               timeout=timeout) as r:
+                if r.status_code >= 400 and r.status_code != 503:  # 503: busy or stopping
+                    r.read()
+                    raise Rejected(r.status_code, r.json().get("error", {}))
+                if r.status_code == 200:
+                    if lost:
+                        print(f"sealchain: reconnected to {c.url}", file=sys.stderr, flush=True)
+                    delay, lost, connected = RECONNECT_MIN, False, True
+                    for line in r.iter_lines():
+                        if not line.startswith("data:"):
+                            continue
+                        a = json.loads(line[5:])
+                        if last is not None and a["cursor"] <= last:
+                            continue
+                        _print_alert(args, a)
+                        last = a["cursor"]
+        except (c._httpx.TransportError, Unreachable) as exc:
+            if not connected:  # never reached: a wrong address, not a restart
+                raise Unreachable(f"node unreachable at {c.url}: {exc}") from exc
+        if not lost:
+            print(f"sealchain: lost the node at {c.url}: reconnecting", file=sys.stderr,
+                  flush=True)
+            lost = True
+        time.sleep(delay)
+        delay = min(delay * 2, RECONNECT_MAX)
+
+
+def _print_alert(args: argparse.Namespace, a: dict[str, Any]) -> None:
+    if args.json:
+        print(json.dumps(a), flush=True)
+    else:
+        print(f"#{a['cursor']} {when(a['ts'])} {a['severity']} {a['rule']} "
+              f"{a['subject']['kind']} {a['subject']['id']}: {a['reason']}", flush=True)
 
 
 # -- registration ----------------------------------------------------------------------------

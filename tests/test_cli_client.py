@@ -7,6 +7,7 @@ that SIGTERM stops the node within 5 s with exit status 0.
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import time
@@ -150,8 +151,13 @@ def test_sigterm_stops_the_node_within_5s(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
     assert took < 5
     assert not (p.data.path / "rpc.addr").exists()
+    time.sleep(0.5)
+    assert follow.poll() is None  # it waits for the node to come back (test_cli_follow)
+    follow.send_signal(signal.SIGINT)  # until interrupted
     follow.wait(10)
-    assert follow.returncode == 0  # the stream ended cleanly with the node
+    assert follow.returncode == 130
+    assert follow.stderr is not None
+    assert b"reconnecting" in follow.stderr.read()
 
 
 def test_rpc_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
