@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import trio
 
+from node.config import Config
+from node.errors import ConfigError
 from node.net import Bucket, NetConfig, Network
 from tests.netutil import converged, make_nodes, make_world
 from tests.test_net import _write
@@ -36,3 +39,18 @@ async def test_sync_over_the_byte_rate_is_throttled_and_still_converges(tmp_path
             await converged(nodes)
             assert sum(net.stats.throttled for net in nets) > 0
             nursery.cancel_scope.cancel()
+
+
+def test_network_limits_are_config_keys_with_the_old_defaults() -> None:
+    default = Config.from_dict({})
+    assert default.limits.sync_bytes_per_s == NetConfig().sync_bytes_per_s
+    assert default.limits.gossip_messages_per_s == NetConfig().gossip_messages_per_s
+    assert default.p2p.max_peers == NetConfig().max_peers
+    cfg = Config.from_dict({"limits": {"sync_bytes_per_s": 50_000, "gossip_messages_per_s": 20},
+                            "p2p": {"max_peers": 3}})
+    assert (cfg.limits.sync_bytes_per_s, cfg.limits.gossip_messages_per_s) == (50_000, 20)
+    assert cfg.p2p.max_peers == 3
+    for bad in ({"sync_bytes_per_s": 10}, {"gossip_messages_per_s": 0},
+                {"sync_bytes_per_s": "fast"}):
+        with pytest.raises(ConfigError):
+            Config.from_dict({"limits": bad})
