@@ -12,7 +12,8 @@ import pytest
 import trio
 
 from node.daemon import Node
-from tests.rpc_helpers import BOX, Provisioned, client, provision
+from tests import examples as ex
+from tests.rpc_helpers import BOX, BOX2, Provisioned, client, provision
 
 TIMEOUT = 30
 
@@ -127,3 +128,84 @@ async def test_open_streams_end_when_the_node_stops(running: tuple[Node, str, Pr
             async for _ in resp.aiter_lines():
                 pass
             assert trio.current_time() - t0 < 5
+
+
+# -- the push filter for local clients: what the alert concerns --------------------
+
+
+def import_story(p: Provisioned) -> list[str]:
+    """Carrier records (hex wires): BOX shipped to Hamburg and declared in DE; BOX2
+    shipped Shanghai → Rotterdam; a wrong seal seen on each (one alert each)."""
+    w, c = p.world, p.carrier
+    start = len(w.records)
+    for number in (BOX, BOX2):
+        w.tick()
+        w.create_container(c, number)
+        w.seal(c, number, "ML-4512345")
+    hamburg = ex.place(country="DE", locode="DEHAM", gln=None, name="Hamburg")
+    w.sign(c, "shipment.create", ex.shipment_create(shipment="SHP-DE", destination=hamburg,
+                                                    containers=[BOX]))
+    w.sign(c, "shipment.create", ex.shipment_create(shipment="SHP-NL", containers=[BOX2]))
+    w.sign(c, "customs.declaration", ex.customs_declaration(
+        shipment="SHP-DE", jurisdiction="DE", containers=[BOX]))
+    for number in (BOX, BOX2):
+        w.tick()
+        w.scan(c, "container", number, country="DE", seal="XX-0000001")
+    return [r.wire.hex() for r in w.records[start:]]
+
+
+async def test_alerts_filtered_by_what_they_concern(running: tuple[Node, str, Provisioned]
+                                                    ) -> None:
+    node, url, p = running
+    tokens = p.data.tokens()
+    with trio.fail_after(TIMEOUT):
+        async with client(url, tokens.write) as w, client(url, tokens.read) as r:
+            resp = await w.post("/v1/records/raw", json={"records": import_story(p)})
+            assert resp.status_code == 201, resp.text
+
+            async def subjects(params: Any) -> set[str]:
+                resp = await r.get("/v1/alerts", params=params)
+                assert resp.status_code == 200, resp.text
+                return {a["subject"]["id"] for a in resp.json()["alerts"]
+                        if a["rule"] == "seal_mismatch"}
+
+            assert await subjects({}) == {BOX, BOX2}
+            assert await subjects({"jurisdiction": "de"}) == {BOX}  # declared in, bound for
+            assert await subjects({"jurisdiction": "CN"}) == {BOX, BOX2}  # both from Shanghai
+            assert await subjects({"container": BOX2}) == {BOX2}
+            assert await subjects({"container": f"{BOX2},{BOX}"}) == {BOX, BOX2}
+            assert await subjects([("shipment", "SHP-NL"), ("shipment", "SHP-DE")]) == {BOX, BOX2}
+            assert await subjects({"shipment": "SHP-NL", "jurisdiction": "DE"}) == set()
+            assert await subjects({"mark": "ACME"}) == set()  # no goods in these containers
+            assert await subjects({"brand": p.me.pub.hex()}) == set()
+            assert await subjects({"container": BOX, "severity": "critical"}) == {BOX}
+
+            before = (await r.get("/v1/alerts", params={"limit": 1000})).json()["next"]
+            q = {"jurisdiction": "NL", "container": BOX2}
+            async with r.stream("GET", "/v1/alerts/stream", params=q) as resp:
+                assert resp.status_code == 200
+                stream = events(resp.aiter_lines())
+                got = [json.loads((await stream.__anext__())["data"])]
+                p.world.tick()
+                wires = [p.world.scan(p.carrier, "container", n, country="DE",
+                                      seal=f"XX-{n}").wire.hex() for n in (BOX, BOX2)]
+                assert (await w.post("/v1/records/raw", json={"records": wires})).status_code \
+                    == 201
+                while got[-1]["cursor"] <= before:  # the backlog, then the live one
+                    got.append(json.loads((await stream.__anext__())["data"]))
+            assert {a["subject"]["id"] for a in got} == {BOX2}
+            live = got[-1]
+            assert live["rule"] == "seal_mismatch"
+            assert f"XX-{BOX2}" in live["reason"]
+            everything = (await r.get("/v1/alerts", params={"since": before})).json()["alerts"]
+            assert {a["subject"]["id"] for a in everything if a["cursor"] < live["cursor"]} \
+                == {BOX}  # BOX's new alert came first, and the stream skipped it
+
+            for bad, name in (({"container": "CSQU3054384"}, "container"),
+                              ({"jurisdiction": "NLD"}, "jurisdiction"),
+                              ({"brand": "did:key:zzz"}, "brand"),
+                              ({"shipment": "no spaces"}, "shipment")):
+                for path in ("/v1/alerts", "/v1/alerts/stream"):
+                    resp = await r.get(path, params=bad)
+                    assert resp.status_code == 400, (bad, resp.text)
+                    assert resp.json()["error"]["field"] == name

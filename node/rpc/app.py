@@ -332,7 +332,7 @@ async def get_shipment(api: Api, request: Request) -> Response:
 def _alert_query(request: Request) -> tuple[int, sse.AlertFilter]:
     q = request.query_params
     since = jsonio.parse_int(q.get("since"), "since", default=0, lo=0, hi=2**63 - 1)
-    return since, sse.AlertFilter.parse(q.get("severity"), q.get("subject"))
+    return since, sse.AlertFilter.from_query(q)
 
 
 async def get_alerts(api: Api, request: Request) -> Response:
