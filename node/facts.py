@@ -8,6 +8,10 @@ facts are a map of named fields, and every field is a join-semilattice:
 - MAX fields keep the greatest tuple (e.g. the latest scan, ordered by
   (time, record id)).
 
+A fact may also be an INDEX fact: it adds nothing to the object's state, only
+the record to the object's index (the store's `O objkey id` entries), so that
+a seal number, a lot or a party finds the records that name it.
+
 Union and max are commutative, associative and idempotent, so an object's facts
 are a pure function of the *set* of records applied, whatever their arrival
 order, and applying a record twice changes nothing. Summaries a user sees
@@ -43,11 +47,12 @@ from protocol.genesis import Params
 class Kind(enum.Enum):
     SET = "set"
     MAX = "max"
+    INDEX = "index"  # no state: only an entry in the object index
 
 
 # Every fact field, by object kind. An object key starts with the kind's letter.
 FIELDS: Final[dict[str, Kind]] = {
-    # tokens (t), containers (c), shipments (p), lots (l), authors (a)
+    # tokens (t), containers (c), shipments (p), lots (l), authors (a), seals (s)
     "mint": Kind.SET,  # t: (mint id, author)
     "packs": Kind.SET,  # t: (container, root, pack id); c: (root, chunk, chunks, count, weight_g, id, author, ts)
     "recalls": Kind.SET,  # t, l: (recall id, author, ts)
@@ -60,6 +65,7 @@ FIELDS: Final[dict[str, Kind]] = {
     "excursions": Kind.SET,  # c: (at, id, milli-degrees)
     "position": Kind.MAX,  # c: (at, id, lat, lon)
     "unpacks": Kind.SET,  # c: (ts, id, author)
+    "times": Kind.SET,  # c: (id, ts) of its creates and accepted hand-overs (custody tenures)
     "offers": Kind.SET,  # t, c: (head, offer id, author, to)
     "accepts": Kind.SET,  # t, c: (offer id, accept id, author, head)
     "scan": Kind.MAX,  # t, c, p: (at, id)
@@ -69,7 +75,11 @@ FIELDS: Final[dict[str, Kind]] = {
     "declarations": Kind.SET,  # p: (id, jurisdiction, author); c: (id, shipment, jurisdiction)
     "fork": Kind.SET,  # a: (seq, record id)
     "alert_records": Kind.SET,  # x: (alert record id, author)
+    "index": Kind.INDEX,  # l: mints of the lot; s: seal and scan records naming the seal;
+    #                       a: records naming the party (hand-over recipient, credential subject)
 }
+
+INDEX: Final = "index"
 
 
 _SET_FIELDS: Final = frozenset(k for k, kind in FIELDS.items() if kind is Kind.SET)
@@ -95,6 +105,10 @@ def author_key(author: bytes) -> bytes:
     return b"a" + author
 
 
+def seal_key(seal: str) -> bytes:
+    return b"s" + seal.encode()
+
+
 def alert_key(key: bytes) -> bytes:
     return b"x" + key
 
@@ -111,7 +125,7 @@ def ref_key(kind: str, ident: str) -> bytes:
 
 
 def key_ref(key: bytes) -> tuple[str, str] | None:
-    """The (kind, id) of an object key, for alert subjects; None for lots and alerts."""
+    """The (kind, id) of an object key, for alert subjects; None for lots, seals and alerts."""
     tag, rest = key[:1], key[1:]
     if tag == b"t":
         return ("token", rest.hex())
@@ -139,8 +153,10 @@ def contributions(r: Record, params: Params) -> Iterator[Fact]:
     if t == "product.mint":
         for serial in b.serials:
             yield Fact(token_key(token_id(b.gtin, serial)), "mint", (rid, author))
+        yield Fact(lot_key(b.gtin, b.lot), INDEX, ())
     elif t == "container.create":
         yield Fact(container_key(b.container), "create", (rid, author))
+        yield Fact(container_key(b.container), "times", (rid, ts))
     elif t == "container.pack":
         ck = container_key(b.container)
         yield Fact(ck, "packs", (b.root, b.chunk, b.chunks, b.count, b.weight_g, rid, author, ts))
@@ -148,18 +164,25 @@ def contributions(r: Record, params: Params) -> Iterator[Fact]:
             yield Fact(token_key(item), "packs", (b.container, b.root, rid))
     elif t == "container.seal":
         yield Fact(container_key(b.container), "seals", (ts, rid, b.seal, author))
+        yield Fact(seal_key(b.seal), INDEX, ())
     elif t == "container.unpack":
         yield Fact(container_key(b.container), "unpacks", (ts, rid, author))
     elif t == "handover.offer":
         yield Fact(ref_key(b.object.kind, b.object.id), "offers", (b.head, rid, author, b.to))
+        yield Fact(author_key(b.to), INDEX, ())
     elif t == "handover.accept":
-        yield Fact(ref_key(b.object.kind, b.object.id), "accepts", (b.offer, rid, author, b.head))
+        k = ref_key(b.object.kind, b.object.id)
+        yield Fact(k, "accepts", (b.offer, rid, author, b.head))
+        if b.object.kind == "container":
+            yield Fact(k, "times", (rid, ts))
     elif t == "scan":
         at = b.at if b.at is not None else ts
         k = ref_key(b.object.kind, b.object.id)
         yield Fact(k, "scan", (at, rid))
         if b.seal is not None and b.object.kind == "container":
             yield Fact(k, "seal_seen", (at, rid, b.seal, author))
+        if b.seal is not None:
+            yield Fact(seal_key(b.seal), INDEX, ())
     elif t == "sensor":
         yield from _sensor(r, b, params)
     elif t == "shipment.create":
@@ -184,7 +207,10 @@ def contributions(r: Record, params: Params) -> Iterator[Fact]:
                 yield Fact(token_key(token_id(b.gtin, serial)), "recalls", fact)
     elif t == "alert":
         yield Fact(alert_key(b.key), "alert_records", (rid, author))
-    # credential records feed the CredentialSet, not object facts.
+    elif t == "credential.issue":  # credentials feed the CredentialSet; indexed by subject
+        yield Fact(author_key(b.subject), INDEX, ())
+    elif t == "credential.delegate":
+        yield Fact(author_key(b.delegate), INDEX, ())
 
 
 def _sensor(r: Record, b: Any, params: Params) -> Iterator[Fact]:
@@ -210,8 +236,10 @@ Facts = dict[str, Any]  # field -> set[tuple] (SET) or tuple (MAX)
 
 
 def join(facts: Facts, fact: Fact) -> bool:
-    """Add one fact in place; True when it changed anything."""
+    """Add one fact in place; True when it changed anything (an INDEX fact never does)."""
     kind = FIELDS[fact.field]
+    if kind is Kind.INDEX:
+        return False
     if kind is Kind.SET:
         s = facts.get(fact.field)
         if s is None:
@@ -250,7 +278,8 @@ def fold(facts: Iterable[Fact]) -> dict[bytes, Facts]:
     """The facts of every object, from scratch: the reference the incremental path must match."""
     out: dict[bytes, Facts] = {}
     for fact in facts:
-        join(out.setdefault(fact.key, {}), fact)
+        if fact.field != INDEX:  # an object only indexed has no facts
+            join(out.setdefault(fact.key, {}), fact)
     return out
 
 

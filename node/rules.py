@@ -10,7 +10,11 @@ finding makes one alert network-wide.
 Conflicts are reported pairwise (one alert per pair of conflicting records),
 so the set of alerts does not depend on which conflicting record came first.
 
-Rules that need several objects or the clock (custody breaks, route deviation,
+A container's custody actions (pack, seal, unpack) by a party not holding it are
+`custody_break`s, two manifests with no unpack between them a `manifest_conflict`
+(`node.custody.judge`); a seal by a non-holder explains no seal mismatch.
+
+Rules that need several objects or the clock (offers by a non-holder, route deviation,
 silence, container verification) live in `node.verify` and the daemon's timers
 (`node.timers`). `unauthorised_author` is the alert for a record whose author had
 no right to write it: the ledger raises it when it refuses such a record, or
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Any, Final
 
+from node.custody import Judged, judge
 from node.facts import Facts, key_ref
 from protocol.bodies import ObjectRef, alert_key
 
@@ -67,7 +72,11 @@ def evaluate(key: bytes, facts: Facts) -> list[Intent]:
     out += _feed_fork(subject, facts)
     out += _double_handover(subject, facts)
     out += _cloned_serial(subject, facts)
-    out += _seal_rules(subject, facts)
+    if subject[0] == "container" and (facts.get("packs") or facts.get("seals")
+                                      or facts.get("unpacks")):
+        judged = judge(facts)
+        out += _custody_actions(subject, judged)
+        out += _seal_rules(subject, facts, judged)
     out += _temperature(subject, facts)
     return out
 
@@ -105,8 +114,20 @@ def _cloned_serial(subject: tuple[str, str], facts: Facts) -> Iterator[Intent]:
     # item unpacked and packed again is fine): a derived rule (`node.derived`).
 
 
-def _seal_rules(subject: tuple[str, str], facts: Facts) -> Iterator[Intent]:
-    seals = sorted(facts.get("seals", ()))  # (ts, id, seal, author)
+def _custody_actions(subject: tuple[str, str], judged: Judged) -> Iterator[Intent]:
+    """A pack, seal or unpack by a party not holding the container; two manifests with no
+    unpack between them. Both keep the record and dispute the container (`custody.judge`)."""
+    for type_name, rid, _author, _ts in judged.unauthorised:
+        yield Intent("custody_break", "critical", subject,
+                     f"{type_name} by a party not holding the container", (rid,))
+    for a, b in judged.conflicts:
+        yield Intent("manifest_conflict", "critical", subject,
+                     "packed again with no unpack since the previous manifest",
+                     tuple(sorted((a, b))))
+
+
+def _seal_rules(subject: tuple[str, str], facts: Facts, judged: Judged) -> Iterator[Intent]:
+    seals = list(judged.seals)  # (ts, id, seal, author), by the container's holder only
     if not seals:
         return
     first_ts = seals[0][0]

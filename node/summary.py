@@ -27,6 +27,7 @@ from typing import Any, Final
 from crypto import merkle
 from crypto.didkey import did_from_public
 from crypto.errors import Error
+from node import custody as C
 from node import facts as F
 from protocol.bodies import MANIFEST_CHUNK, token_id
 from protocol.envelope import Record
@@ -157,7 +158,8 @@ def _customs_list(reader: Reader, actions: Iterable[tuple[Any, ...]], subject: s
 
 
 def seal_state(facts: F.Facts) -> str:
-    seals = sorted(facts.get("seals", ()))
+    """unsealed, sealed or broken, by the seals of the container's holders (`custody.judge`)."""
+    seals = C.judge(facts).seals
     if not seals:
         return "unsealed"
     ts, _rid, seal, _author = seals[-1]
@@ -187,8 +189,9 @@ class Manifest:
 
 
 def manifests(facts: F.Facts) -> dict[bytes, Manifest]:
+    """The manifests packed by the container's holders (`custody.judge`), by root."""
     by_root: dict[bytes, list[tuple[Any, ...]]] = defaultdict(list)
-    for p in facts.get("packs", ()):
+    for p in C.judge(facts).packs:
         by_root[p[0]].append(p)
     out = {}
     for root, packs in by_root.items():
@@ -202,12 +205,16 @@ def manifests(facts: F.Facts) -> dict[bytes, Manifest]:
 
 
 def current_manifest(reader: Reader, facts: F.Facts) -> Manifest | None:
-    """The manifest in force: the latest packed, unless an unpack came after it."""
+    """The manifest in force: the latest packed, unless an unpack came after it.
+
+    Only packs and unpacks by the container's holder count; a second manifest with no
+    unpack since the first is a conflict (the container is disputed, `container_custody`).
+    """
     ms = manifests(facts)
     if not ms:
         return None
     latest = max(ms.values(), key=lambda m: (m.ts, max(m.present.values())))
-    for ts, uid, _author in facts.get("unpacks", ()):
+    for ts, uid, _author in C.judge(facts).unpacks:
         if ts > latest.ts or (ts == latest.ts and _after(reader, uid, latest.present[min(latest.present)])):
             return None
     return latest
@@ -227,7 +234,7 @@ def container_custody(reader: Reader, number: str, facts: F.Facts | None = None)
         return None
     head, holder, disputed = _first(reader, facts["create"])
     c = walk(reader, facts, head, holder)
-    c.disputed = c.disputed or disputed
+    c.disputed = c.disputed or disputed or C.judge(facts).disputed
     return c
 
 
@@ -238,7 +245,8 @@ def container_view(reader: Reader, number: str) -> dict[str, Any]:
         raise NotFound(f"container {number} is not known")
     custody = container_custody(reader, number, facts)
     m = current_manifest(reader, facts)
-    seals = sorted(facts.get("seals", ()))
+    judged = C.judge(facts)
+    seals = list(judged.seals)  # those that count: by the holder
     records = _observations(reader, key, facts)
     created = None
     if facts.get("create"):
@@ -258,11 +266,18 @@ def container_view(reader: Reader, number: str) -> dict[str, Any]:
             "complete": m.complete, "weight_g": m.weight_g, "packed_by": party(reader, m.by),
             "ts": m.ts, "records": [m.present[i] for i in sorted(m.present)],
         },
+        # custody actions kept but not counted (by a non-holder), and manifests in conflict
+        "disputes": {
+            "unauthorised": [{"type": t, "record": rid, "by": party(reader, a), "ts": ts}
+                             for t, rid, a, ts in judged.unauthorised],
+            "manifest_conflicts": [list(pair) for pair in judged.conflicts],
+        },
         "seal": {
             "status": seal_state(facts),
             "current": seals[-1][2] if seals else None,
-            "history": [{"seal": s, "ts": ts, "record": rid, "by": party(reader, a)}
-                        for ts, rid, s, a in seals],
+            "history": [{"seal": s, "ts": ts, "record": rid, "by": party(reader, a),
+                         "counts": (ts, rid, s, a) in seals}
+                        for ts, rid, s, a in sorted(facts.get("seals", ()))],
             "seen": [{"seal": s, "at": at, "record": rid, "by": party(reader, a),
                       "matches": bool(seals) and _seal_at(seals, at) in (None, s)}
                      for at, rid, s, a in sorted(facts.get("seal_seen", ()))],
@@ -299,6 +314,7 @@ def _custody_json(reader: Reader, c: Custody | None) -> dict[str, Any] | None:
 # Fact fields whose tuples hold the ids of records other than scans and sensor readings
 # (at these positions); `_observations` need not decode those (pack chunks are large).
 _NOT_OBSERVATIONS: Final = {"mint": (0,), "packs": (2, 5), "recalls": (0,), "create": (0,),
+                            "times": (0,),
                             "seals": (1,), "unpacks": (1,), "offers": (1,), "accepts": (1,),
                             "customs": (1,), "shipments": (1,), "status": (1,),
                             "declarations": (0,)}
@@ -477,7 +493,7 @@ def token_packing(reader: Reader, facts: F.Facts
         current = m is not None and m.root == root
         unpacker = None
         if not current:
-            unpacks = sorted(cfacts.get("unpacks", ()))
+            unpacks = C.judge(cfacts).unpacks  # by the container's holder
             unpacker = unpacks[-1][2] if unpacks else None
         out.append((number, root, pid, current, unpacker))
     return out

@@ -7,7 +7,8 @@ reseal (a scan's "wrong" seal explained by a record that may arrive after it),
 a fork (at times with more equivocations by the same author: a third record at
 the forked seq, a second fork earlier or later, a record naming an unseen
 predecessor), a revocation, an author whose credential arrives after its
-records), delivers them in several arrival orders (permutations; random chunks through
+records, a stranger repacking and resealing a container it does not hold, the
+holder packing again with no unpack), delivers them in several arrival orders (permutations; random chunks through
 separate `submit()` calls, some duplicated; credentials last) into fresh
 stores, and checks that every node ends with the same `state_root`, the same
 alerts, and exactly the facts `node.facts.fold` gives for the records that
@@ -60,6 +61,8 @@ class Plan:
     late_first: bool  # the late party writes before or after the revocation
     more_forks: str = "none"  # further equivocations by the forked author
     reseal: bool = False  # the holder reseals the first container, then scans the new seal
+    stranger: bool = False  # a stranger repacks and reseals the first container, then scans
+    repack: bool = False  # the first container's holder packs again with no unpack
 
 
 plans = st.builds(
@@ -78,6 +81,8 @@ plans = st.builds(
     late_first=st.booleans(),
     more_forks=st.sampled_from(["none", "none", "triple", "earlier", "later", "claim"]),
     reseal=st.booleans(),
+    stranger=st.booleans(),
+    repack=st.booleans(),
 )
 
 
@@ -104,6 +109,7 @@ def build(plan: Plan) -> Built:
         brands.append(w.party("brand", f"{mark} B.V.", ["NL"], trademarks=[tm]))
     carriers = [w.party("carrier", f"Carrier {i}", ["NL", "DE"]) for i in range(plan.carriers)]
     late = Party(w.key("late"), "carrier", "Late Logistics")
+    stranger = w.party("carrier", "Stranger Freight", ["NL"]) if plan.stranger else None
     revoked = carriers[plan.revoke_author % len(carriers)]
     holders: dict[str, tuple[Party, bytes]] = {}  # container -> (holder, custody head)
     seals: dict[str, str] = {}
@@ -114,14 +120,15 @@ def build(plan: Plan) -> Built:
         brand, (mark, gtin, _) = brands[b], BRANDS[b]
         serials = [f"C{j}S{i}" for i in range(plan.serials)]
         w.mint(brand, gtin, ex.LOT, serials, mark=mark, markets=["DE", "NL"], facility=ex.GLN)
-        w.create_container(brand, number)
+        create = w.create_container(brand, number)
         w.tick()
         w.pack(brand, number, tokens_of(gtin, serials), weight_g=1_000 * plan.serials)
         seals[number] = f"ML-45{j}0001"
-        seal = w.seal(brand, number, seals[number])
+        w.seal(brand, number, seals[number])
         w.tick()
         carrier = carriers[j % len(carriers)]
-        _offer, accept = w.handover(brand, carrier, "container", number, seal.id)
+        # custody heads: the create, then each accept (`node.custody`)
+        _offer, accept = w.handover(brand, carrier, "container", number, create.id)
         holders[number] = (carrier, accept.id)
         w.tick()
         w.scan(carrier, "container", number, country="NL", locode="NLRTM", seal=seals[number])
@@ -145,6 +152,15 @@ def build(plan: Plan) -> Built:
         w.seal(carriers[-1], first, seals[first])
         w.tick()
         w.scan(carriers[-1], "container", first, country="DE", seal=seals[first])
+    if stranger is not None:  # kept, but replaces neither manifest nor seal: disputed
+        w.tick()
+        w.pack(stranger, first, tokens_of(BRANDS[0][1], ["C0S0"]), weight_g=1)
+        w.seal(stranger, first, "ML-4570001")
+        w.tick()
+        w.scan(stranger, "container", first, country="DE", seal="ML-4570001")
+    if plan.repack:  # the holder packs again with no unpack: a manifest conflict
+        w.tick()
+        w.pack(carriers[-1], first, tokens_of(BRANDS[0][1], ["C0S0"]), weight_g=1)
 
     def late_party_writes() -> None:
         w.tick()
@@ -332,13 +348,14 @@ def test_builder_makes_what_it_promises() -> None:
     for fork_author, more in enumerate(["none", "triple", "earlier", "later", "claim"]):
         plan = Plan(seed=1, brands=2, carriers=3, containers=2, serials=2, wrong_seal=True,
                     door=True, excursion=True, fork_author=fork_author, fork_at=2,
-                    revoke_author=1, late_first=True, more_forks=more)
+                    revoke_author=1, late_first=True, more_forks=more, reseal=True,
+                    stranger=True, repack=True)
         b = build(plan)
         _facts, alerts = reference(b)
         assert "feed_fork" in alerts.values()
         found |= set(alerts.values())
     assert {"feed_fork", "double_handover", "seal_mismatch", "seal_breach",
-            "temperature_excursion"} <= found
+            "temperature_excursion", "custody_break", "manifest_conflict"} <= found
     types = {r.type for r in b.records}
     assert {"product.mint", "container.pack", "container.seal", "handover.offer",
             "handover.accept", "scan", "sensor", "credential.revoke"} <= types
