@@ -4,7 +4,9 @@
 with realistic roles (brand, manufacturer, carrier, forwarder, customs
 observer, then more brands and carriers), issues each a credential, and wires
 them as a sparse mesh: each node bootstraps to the authority's node and to the
-one or two nodes before it, never to all. `Testnet.start()` launches every
+one or two nodes before it, never to all, and peer discovery is off (with it,
+every node would soon dial every other: a handful of nodes is under
+`max_peers`), so records really travel over several hops. `Testnet.start()` launches every
 node as a separate process and waits for their RPC; `describe()` is what
 `DIR/testnet.json` holds (role, did, peer id, multiaddr, RPC URL, write token).
 """
@@ -120,7 +122,7 @@ class Testnet:
             cfg = Config(
                 node=NodeSection(role=role, observer=role == "customs", log_level="info"),
                 p2p=P2PSection(listen=(f"/ip4/127.0.0.1/tcp/{port}",), bootstrap=tuple(boot),
-                               gossip=gossip),
+                               gossip=gossip, discover=False),
                 rpc=RpcSection(port=rpc_port),
                 limits=LimitsSection(sync_interval_s=5),
             )
