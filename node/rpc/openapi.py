@@ -227,6 +227,16 @@ def document() -> dict[str, Any]:
         _query("severity", {"enum": list(SEVERITIES)}, "minimum severity"),
         _query("subject", {"type": "string", "minLength": 1, "maxLength": 80},
                "[kind:]id of the subject, e.g. container:CSQU3054383"),
+        *(_query(name, {"type": "array", "maxItems": 64, "items": item},
+                 f"{desc}; repeatable or comma-separated, any may match (as a push "
+                 "subscription's filter, matched against what the alert concerns)")
+          for name, item, desc in (
+              ("jurisdiction", {"type": "string", "pattern": "^[A-Za-z]{2}(,[A-Za-z]{2})*$"},
+               "countries involved (declarations, origin, destination), e.g. NL"),
+              ("brand", KEY, "trademark owners of the goods (did:key or hex key)"),
+              ("mark", {"type": "string", "minLength": 1, "maxLength": 100}, "trademarks"),
+              ("container", container_id, "ISO 6346 container numbers"),
+              ("shipment", shipment_id, "shipment ids"))),
     ]
     write_errors = (400, 401, 403, 409, 413, 503)
     paths = {
