@@ -6,7 +6,10 @@ from pathlib import Path
 
 import trio
 
-from tests.netutil import converged, make_nodes, make_world, start
+from node.ledger import Ledger
+from node.store import Store
+from node.testnet import free_port
+from tests.netutil import converged, eventually, make_nodes, make_world, start
 
 TIMEOUT = 60
 
@@ -43,14 +46,22 @@ async def test_five_nodes_converge_through_ordinary_gossip(tmp_path: Path) -> No
     nodes = make_nodes(tmp_path, world, parties)
     with trio.fail_after(TIMEOUT):
         async with trio.open_nursery() as nursery:
-            first = await start(nursery, nodes[0], sync_interval_s=30)
-            for n in nodes[1:]:
-                await start(nursery, n, bootstrap=first.addrs[:1], sync_interval_s=30)
+            # No periodic sync within the test: only the sessions opened on connect.
+            first = await start(nursery, nodes[0], sync_interval_s=3600)
+            nets = [first] + [await start(nursery, n, bootstrap=first.addrs[:1],
+                                          sync_interval_s=3600) for n in nodes[1:]]
+            await eventually(lambda: len(first.connected()) == 4 and all(
+                net.stats.sync_sessions and not net._syncing for net in nets))
+            await trio.sleep(0.5)  # the topic mesh forms on the next heartbeat (1 s)
+            synced = [net.stats.sync_records_in for net in nets]
             writers = [n for n in nodes if n.party.role in ("carrier", "manufacturer", "brand")]
             for k, w in enumerate(writers):
                 await _write(w, world, 10, offset=100 * k)
             await converged(nodes)
             assert all(n.ledger.head(w.party.pub).seq == 10 for n in nodes for w in writers)
+            # Gossip carried every record: sync stored none of them.
+            assert [net.stats.sync_records_in for net in nets] == synced
+            assert all(net.stats.gossip_records_in > 0 for net in nets)
             nursery.cancel_scope.cancel()
 
 
@@ -70,8 +81,13 @@ async def test_a_stopped_node_catches_up_after_restart(tmp_path: Path) -> None:
             await converged(nodes[:4])
             assert nodes[4].ledger.head(nodes[2].party.pub) is None or \
                 nodes[4].ledger.head(nodes[2].party.pub).seq < 15
+            # A real restart: the store closed, a new ledger opened on the same directory.
+            nodes[4].ledger.store.close()
+            store = Store.open(tmp_path / "node4")
+            nodes[4].ledger = Ledger(store, world.genesis, own=nodes[4].party.key)
             await start(nursery, nodes[4], bootstrap=hub.addrs[:1])
             await converged(nodes)
+            assert nodes[4].ledger.head(nodes[2].party.pub).seq == 15
             nursery.cancel_scope.cancel()
 
 
@@ -85,11 +101,20 @@ async def test_a_partition_heals(tmp_path: Path) -> None:
             right = [await start(nursery, nodes[2])]
             for n in nodes[3:]:
                 right.append(await start(nursery, n, bootstrap=right[0].addrs[:1]))
+            # One live bridge (not a bootstrap link, and discovery is off: nothing redials it).
+            bridge = await left[0].host.connect(right[0].addrs[0])
+            await _write(nodes[3], world, 5, offset=900)
+            await converged(nodes)
+            await left[0].host.disconnect(bridge)  # cut it
+            await eventually(lambda: bridge not in left[0].connected()
+                             and nodes[0].party.pub not in right[0].connected())
             await _write(nodes[1], world, 8)  # manufacturer, left side
             await _write(nodes[2], world, 8, offset=50)  # carrier, right side
             await converged(nodes[:2])
             await converged(nodes[2:])
-            assert nodes[0].root() != nodes[2].root()
+            # Apart: neither side has the other's writes.
+            assert nodes[0].ledger.head(nodes[2].party.pub) is None
+            assert nodes[2].ledger.head(nodes[1].party.pub) is None
             await left[0].host.connect(right[0].addrs[0])  # heal
             await converged(nodes)
             nursery.cancel_scope.cancel()
@@ -125,4 +150,37 @@ async def test_sync_alone_converges_with_gossip_disabled(tmp_path: Path) -> None
             await _write(nodes[1], world, 40, offset=500)
             await converged(nodes)
             assert all(net.stats.gossip_in == 0 for net in nets)
+            nursery.cancel_scope.cancel()
+
+
+async def test_discovery_finds_the_peers_of_a_bootstrap_peer(tmp_path: Path) -> None:
+    world, parties = make_world(3)
+    nodes = make_nodes(tmp_path, world, parties)
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            a = await start(nursery, nodes[0])
+            b = await start(nursery, nodes[1], bootstrap=a.addrs[:1])
+            await eventually(lambda: nodes[0].party.pub in b.connected())
+            c = await start(nursery, nodes[2], bootstrap=b.addrs[:1], discover=True)
+            await eventually(lambda: nodes[0].party.pub in c.connected())  # B told C of A
+            assert nodes[2].party.pub in a.connected()
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_restarted_bootstrap_peer_is_redialled(tmp_path: Path) -> None:
+    world, parties = make_world(2)
+    nodes = make_nodes(tmp_path, world, parties)
+    listen = (f"/ip4/127.0.0.1/tcp/{free_port()}",)  # the same address after the restart
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            async with trio.open_nursery() as inner:
+                a = await start(inner, nodes[0], listen=listen)
+                b = await start(nursery, nodes[1], bootstrap=a.addrs[:1])
+                await eventually(lambda: nodes[0].party.pub in b.connected())
+                inner.cancel_scope.cancel()
+            await eventually(lambda: nodes[0].party.pub not in b.connected())
+            a = await start(nursery, nodes[0], listen=listen)
+            await eventually(lambda: nodes[0].party.pub in b.connected())
+            await _write(nodes[0], world, 3)
+            await converged(nodes)
             nursery.cancel_scope.cancel()
