@@ -335,7 +335,8 @@ def _derived_alerts(alerts: dict[bytes, dict[str, Any]], facts: dict[bytes, F.Fa
     for key in sorted(facts):
         if key[:1] == b"c":
             number = key[1:].decode()
-            for intent in derived_alerts.container_intents(number, reader, creds, genesis.params):
+            found = derived_alerts.container_intents(number, reader, creds, genesis.params)
+            for intent in (i for v in found.values() for i in v):
                 alerts[intent.key] = _entry(intent)
 
 

@@ -31,7 +31,7 @@ from typing import Final
 from crypto.credentials import CredentialSet
 from node import facts as F
 from node.rules import Intent
-from node.verify import Level, Reader, verify_container
+from node.verify import Level, Reader, Reason, verify_container
 from protocol.envelope import Record
 from protocol.genesis import Params
 
@@ -50,43 +50,65 @@ CODES: Final = {
     "manifest.root": "manifest_mismatch",
 }
 SEVERITY: Final = {Level.RED: "critical", Level.AMBER: "medium"}
+RULE_SEVERITY: Final = {"temperature_excursion": "high"}  # as `node.rules` raises it
 META: Final = "derived."  # meta name prefix: the keys of a container's live findings
 
 
-def container_intents(number: str, reader: Reader, creds: CredentialSet, params: Params
-                      ) -> list[Intent]:
-    """The derived alerts container `number` calls for, sorted by key. Pure."""
-    if not reader.facts(F.container_key(number)).get("create"):
-        return []
-    verdict = verify_container(number, reader, creds, params, None)
-    out: dict[bytes, Intent] = {}
-    for reason in verdict.reasons:
-        rule = CODES.get(reason.code)
-        if rule is None or reason.level is Level.GREEN or not reason.evidence:
-            continue
-        intent = Intent(rule, SEVERITY[reason.level], ("container", number), reason.message,
-                        reason.evidence[:64])
-        out.setdefault(intent.key, intent)
-    return [out[k] for k in sorted(out)]
+def container_intents(number: str, reader: Reader, creds: CredentialSet, params: Params,
+                      *, items: bool = True) -> dict[str, list[Intent]]:
+    """The derived alerts container `number` calls for, by part (`PARTS`), each sorted by
+    key. Pure. With `items=False` only the container's own part ("c") is worked out."""
+    out: dict[str, dict[bytes, Intent]] = {"c": {}, "i": {}} if items else {"c": {}}
+    if reader.facts(F.container_key(number)).get("create"):
+        verdict = verify_container(number, reader, creds, params, None, items=items)
+        for reason in verdict.reasons:
+            rule = CODES.get(reason.code)
+            if rule is None or reason.level is Level.GREEN or not reason.evidence:
+                continue
+            intent = intent_of(rule, reason, number)
+            out[part(reason.code)].setdefault(intent.key, intent)
+    return {p: [found[k] for k in sorted(found)] for p, found in out.items()}
+
+
+def intent_of(rule: str, reason: Reason, number: str) -> Intent:
+    """The alert for one verification finding on container `number`: the same rule,
+    subject, evidence, severity and words whoever raises it (this module, a customs
+    observer, `node.rules` for the findings it raises too), so the same key."""
+    severity = RULE_SEVERITY.get(rule) or SEVERITY[reason.level]
+    return Intent(rule, severity, ("container", number), reason.message, reason.evidence[:64])
+
+
+def part(code: str) -> str:
+    """ "i" for the manifest and per-item findings (costly: every item), "c" for the rest."""
+    return "i" if code.startswith(("item.", "manifest.")) or code == "custody.packer_not_holder" \
+        else "c"
+
+
+# Container fields the per-item findings read: a change to any other field (a scan, a
+# sensor reading, a seal, a hand-over of the container) leaves them as they were.
+ITEM_FIELDS: Final = ("create", "packs", "unpacks", "shipments", "declarations")
 
 
 def affected(dirty: Iterable[bytes], before: Callable[[bytes], F.Facts],
              after: Callable[[bytes], F.Facts], neighbours: Callable[[str], Iterable[str]],
-             every: Callable[[], Iterable[str]]) -> set[str]:
-    """The containers whose derived findings the changed objects `dirty` may change."""
-    out: set[str] = set()
+             every: Callable[[], Iterable[str]]) -> dict[str, bool]:
+    """The containers whose derived findings the changed objects `dirty` may change, each
+    with whether its per-item findings may have changed too."""
+    out: dict[str, bool] = {}
     for key in dirty:
         tag = key[:1]
         if tag == b"c":
             number = key[1:].decode()
-            out.add(number)
-            if before(key).get("unpacks") != after(key).get("unpacks"):
-                out.update(neighbours(number))
+            was, now = before(key), after(key)
+            out[number] = out.get(number, False) or any(
+                was.get(f) != now.get(f) for f in ITEM_FIELDS)
+            if was.get("unpacks") != now.get("unpacks"):
+                out.update(dict.fromkeys(neighbours(number), True))
         elif tag == b"t":
             for f in (before(key), after(key)):
-                out.update(p[0] for p in f.get("packs", ()))
+                out.update({p[0]: True for p in f.get("packs", ())})
         elif tag == b"l":
-            out.update(every())
+            out.update(dict.fromkeys(every(), True))
     return out
 
 

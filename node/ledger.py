@@ -738,21 +738,28 @@ class Ledger:
 
         numbers = derived.affected(sorted(b.dirty), before, view.facts,
                                    lambda n: derived.neighbours(n, view), every)
-        for number in sorted(numbers):
+        for number, items in sorted(numbers.items()):
             name = derived.META + number
-            was = set(self.store.meta(name) or ())
-            now_called = derived.container_intents(number, view, self.creds, self.params)
-            keys = sorted(i.key for i in now_called)
-            if set(keys) != was:
+            was: dict[str, list[bytes]] = self.store.meta(name) or {}
+            found = derived.container_intents(number, view, self.creds, self.params,
+                                              items=items)
+            keys = {**was, **{p: [i.key for i in v] for p, v in found.items()}}
+            keys = {p: v for p, v in sorted(keys.items()) if v}
+            if keys != was:
                 if keys:
                     Store.meta_put(b.ws, name, keys)
                 else:
                     b.ws.delete(b"M" + name.encode())
-            for k in was:
-                b.retract.setdefault(k, "")
-            for intent in now_called:
+            for p in found:
+                for k in was.get(p, ()):
+                    b.retract.setdefault(k, "")
+            for p, ks in was.items():
+                if p not in found:
+                    called.update(ks)  # not worked out again: still called for
+            live = {k for v in was.values() for k in v}
+            for intent in (i for v in found.values() for i in v):
                 called.add(intent.key)
-                if intent.key in fresh or intent.key in was:
+                if intent.key in fresh or intent.key in live:
                     continue
                 cursor = self._log_intent(intent, b, now, cursor, fresh)
         return cursor

@@ -21,8 +21,8 @@ from typing import Any
 
 import trio
 
+from node import derived, summary
 from node import facts as F
-from node import summary
 from node.ledger import Ledger
 from node.rules import Intent
 from node.verify import Level, Verdict, verify_container
@@ -31,18 +31,19 @@ from protocol.envelope import Record
 log = logging.getLogger("sealchain.observer")
 
 DEBOUNCE_S = 0.1
-SEVERITY = {Level.RED: "critical", Level.AMBER: "medium"}
 
 
 def intents(verdict: Verdict) -> list[Intent]:
-    """The alerts a verdict calls for: each finding that names an alert rule. Pure."""
+    """The alerts a verdict calls for: each finding that names an alert rule. Pure.
+
+    Each is worded as every node words it (`derived.intent_of`), so when the ledger's
+    rules or derived findings raise the same finding, it is the same alert (same key).
+    """
     out: dict[bytes, Intent] = {}
     for reason in verdict.reasons:
         if reason.level is Level.GREEN or reason.alert is None or not reason.evidence:
             continue
-        intent = Intent(reason.alert, SEVERITY[reason.level], ("container", verdict.container),
-                        f"customs verdict {reason.level.name}: {reason.message}",
-                        reason.evidence[:64])
+        intent = derived.intent_of(reason.alert, reason, verdict.container)
         out.setdefault(intent.key, intent)
     return list(out.values())
 

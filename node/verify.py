@@ -103,12 +103,14 @@ class _Ctx:
 
 
 def verify_container(number: str, reader: Reader, creds: CredentialSet, params: Params,
-                     now: int | None, progress: Callable[[int], None] | None = None) -> Verdict:
+                     now: int | None, progress: Callable[[int], None] | None = None,
+                     *, items: bool = True) -> Verdict:
     """The verdict on container `number` at `now`.
 
     With `now=None` the checks that need the clock (an item's expiry, the
     creator's credential in force today) are skipped: what is left is a pure
     function of the record set, as the ledger's derived alerts need (`node.derived`).
+    With `items=False` the manifest and per-item checks (steps 2 and 3) are skipped.
     """
     ctx = _Ctx(reader, creds, params, now)
     cf = reader.facts(F.container_key(number))
@@ -124,17 +126,19 @@ def verify_container(number: str, reader: Reader, creds: CredentialSet, params: 
         ctx.add(Level.AMBER, "author.revoked", "the container's creator has no credential in force",
                 [create_id], alert="unauthorised_author")
     destination, markets_ref = _shipment(ctx, cf)
-    root, items, packer = _manifest(ctx, cf)
-    brands = _items(ctx, number, cf, root, items, packer, destination, progress) if items else ()
+    root, listed, packer = _manifest(ctx, cf) if items else (None, [], None)
+    brands = _items(ctx, number, cf, root, listed, packer, destination, progress) \
+        if listed else ()
     _seal(ctx, cf)
     _custody(ctx, cf, create_id, creator)
     _weight(ctx, cf)
     _route(ctx, number, markets_ref)
-    for at, rid, value in sorted(cf.get("excursions", ())):
+    for _at, rid, value in sorted(cf.get("excursions", ())):
         ctx.add(Level.AMBER, "temperature.excursion",
-                f"temperature {value / 1000:.1f} °C at {at}", [rid], alert="temperature_excursion")
+                f"temperature {value / 1000:.1f} °C outside the allowed range", [rid],
+                alert="temperature_excursion")
     level = max((r.level for r in ctx.reasons), default=Level.GREEN)
-    return Verdict(number, level, tuple(ctx.reasons), len(items), root, destination, brands)
+    return Verdict(number, level, tuple(ctx.reasons), len(listed), root, destination, brands)
 
 
 def _shipment(ctx: _Ctx, cf: F.Facts) -> tuple[str | None, Record | None]:
@@ -399,15 +403,17 @@ def _seal(ctx: _Ctx, cf: F.Facts) -> None:
                     f"seal {seen} seen where {in_force[-1][2]} was recorded",
                     [in_force[-1][1], scan_id], alert="seal_mismatch")
     for at, rid, kind in sorted(cf.get("breaches", ())):
-        if at > seals[0][0]:
-            ctx.add(Level.RED, "seal.breach", f"{kind} after sealing", [seals[0][1], rid],
+        if at > seals[0][0]:  # the words and evidence of `rules._seal_rules`: one alert
+            what = "door opened" if kind == "door" else "tamper detected"
+            seal_id = [s for s in seals if s[0] < at][-1][1]
+            ctx.add(Level.RED, "seal.breach", f"{what} after sealing", [seal_id, rid],
                     alert="seal_breach")
 
 
 def _custody(ctx: _Ctx, cf: F.Facts, create_id: bytes, creator: bytes) -> None:
     chain = custody.walk(cf, create_id, creator)
     if chain.is_disputed:
-        ctx.add(Level.RED, "custody.disputed", "the container was handed over twice",
+        ctx.add(Level.RED, "custody.disputed", "the holder offered the same custody state twice",
                 chain.disputed, alert="double_handover")
     if chain.breaks:
         ctx.add(Level.RED, "custody.break", "a hand-over was offered by someone not holding it",

@@ -253,7 +253,8 @@ def reference(b: Built) -> tuple[dict[bytes, F.Facts], dict[bytes, str]]:
             ids.setdefault(f, []).append(r.id)
     view = derived.FoldReader(facts, by_id, ids)
     alerts |= {i.key: i.rule for key in facts if key[:1] == b"c"
-               for i in derived.container_intents(key[1:].decode(), view, creds, params)}
+               for v in derived.container_intents(key[1:].decode(), view, creds, params).values()
+               for i in v}
     return facts, alerts
 
 
