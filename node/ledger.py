@@ -41,8 +41,8 @@ from node.store import Store, WriteSet, u64
 from protocol import codec
 from protocol.authz import apply_statement, authorise
 from protocol.envelope import Record
-from protocol.errors import Error, RemoteProtocolError, RoleError
-from protocol.feed import EquivocationProof, Head, Placement, classify
+from protocol.errors import Error, FeedError, RemoteProtocolError, RoleError
+from protocol.feed import EquivocationProof, Head, Placement, check_time, classify
 from protocol.genesis import Genesis
 
 log = logging.getLogger("sealchain.ledger")
@@ -394,6 +394,12 @@ class Ledger:
                 return Outcome("pending", r.id, "author's credential not seen yet")
             self._unauthorised(r, exc.rule, b)
             return self._reject(exc.rule, str(exc), exc.penalty, type_name=r.type)
+        if head is not None:  # time never goes backwards within a feed
+            prior = b.records.get(head.id) or self.record(head.id)
+            try:
+                check_time(r, prior.ts if prior is not None else 0)
+            except FeedError as exc:
+                return self._reject("feed.time", str(exc), exc.penalty, type_name=r.type)
         self._store(r, b, queue)
         queue.extend(self.pending.next_in_feed(r.author, r.seq + 1))
         return Outcome("stored", r.id)

@@ -17,6 +17,12 @@ to every earlier record of the feed. From that follow the three rules here:
   when its last record's signature holds and every prev links to the record
   before it, back to a record we already hold (`anchor`). One signature check
   per run instead of one per record is what makes bulk sync fast.
+- `check_time(record, prev_ts)`: within one feed time never goes backwards (a
+  record's ts is at least its predecessor's). Without it an author could write a
+  record "earlier" than its own later ones, e.g. a reseal backdated before a
+  scan that already showed a different seal, explaining the mismatch after the
+  fact. (An author silent since before that scan can still backdate into the
+  gap: no log can order records that name nothing of each other.)
 
   Note: a record inside a run whose *own* signature is bad is accepted by
   `verify_range` (its author signed the commitment to its exact bytes in the
@@ -114,6 +120,13 @@ class EquivocationProof:
         return cls(Record.from_bytes(v[0]), Record.from_bytes(v[1]))
 
 
+def check_time(record: Record, prev_ts: int) -> None:
+    """Raise `FeedError` if `record` is timestamped before its predecessor (`prev_ts`)."""
+    if record.ts < prev_ts:
+        raise FeedError(f"seq {record.seq} is timestamped {record.ts}, before its"
+                        f" predecessor ({prev_ts}): time goes backwards in the feed")
+
+
 def verify_range(records: Sequence[Record], anchor: Head | None) -> None:
     """Authenticate a contiguous run of one feed with one signature check.
 
@@ -136,4 +149,5 @@ def verify_range(records: Sequence[Record], anchor: Head | None) -> None:
             raise FeedError("a run mixes feeds")
         if after.seq != before.seq + 1 or after.prev != before.id:
             raise FeedError(f"run breaks between seq {before.seq} and {after.seq}")
+        check_time(after, before.ts)
     records[-1].verify_signature()
