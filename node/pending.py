@@ -66,6 +66,11 @@ class Pending:
         self._count -= len(out)
         return out
 
+    def unknown(self) -> dict[bytes, list[bytes]]:
+        """For each author whose credential has not arrived: the ids of its held records."""
+        return {a: sorted(i for held in slot.values() for i in held)
+                for a, slot in self._unknown.items() if slot}
+
     def missing(self) -> dict[bytes, int]:
         """For each author with a gap: the highest seq held (sync should fetch up to it)."""
         return {a: max(s) for a, s in self._gaps.items() if s}

@@ -193,6 +193,36 @@ def _manifest(ctx: _Ctx, cf: F.Facts) -> tuple[bytes | None, list[bytes], bytes 
     return root, items, packer
 
 
+def item_mints(number: str, reader: Reader) -> tuple[bytes | None, list[tuple[int, bytes]]]:
+    """The latest manifest's root, and (expiry, mint id) of each mint of its items that
+    has an expiry (an item minted twice: its first mint, as `_items` judges it). Pure.
+
+    For the time rule on expiry (`node.timers`): worked out once per manifest, then
+    compared with the clock at every tick.
+    """
+    cf = reader.facts(F.container_key(number))
+    packs = sorted(cf.get("packs", ()), key=lambda p: (p[7], p[5]))
+    if not packs:
+        return None, []
+    root = packs[-1][0]
+    mints: set[bytes] = set()
+    for p in sorted(p for p in packs if p[0] == root):
+        r = reader.record(p[5])
+        if r is None:
+            continue
+        for tid in r.body.items:  # type: ignore[attr-defined]
+            minted = reader.facts(F.token_key(tid)).get("mint")
+            if minted:
+                mints.add(min(minted)[0])
+    out = []
+    for mid in sorted(mints):
+        m = reader.record(mid)
+        expiry = getattr(m.body, "expiry", None) if m is not None else None
+        if expiry is not None:
+            out.append((expiry, mid))
+    return root, sorted(out)
+
+
 _PROGRESS_EVERY = 10_000  # items between progress reports
 
 
