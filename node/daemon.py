@@ -145,8 +145,17 @@ class Node:
             grant = self.ledger.creds.grant_status(self.key.public.raw, self.clock()).grant
             return grant.jurisdictions if grant is not None else frozenset()
 
+        net = self.network
+
+        def readiness() -> tuple[bool, int | None]:  # see node.observer: no false alerts
+            if net is None:
+                return True, None
+            caught_up = net.sync_lag() == 0 and net.pending_gap() == 0
+            return caught_up, net.stats.sync_sessions if net.connected() else None
+
         self.observer = Observer(self.ledger, append=self.writer.append, lock=self.writer.lock,
-                                 clock=self.clock, jurisdictions=jurisdictions)
+                                 clock=self.clock, jurisdictions=jurisdictions,
+                                 readiness=readiness)
         self.services.append(self.observer.run)
 
     def _add_timers(self) -> None:

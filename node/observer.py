@@ -4,18 +4,30 @@ A node with `observer = true` (a customs authority) watches the log. When a
 `customs.declaration` into one of its credential's jurisdictions is stored, the
 containers it names are verified (`node.verify`); every later record that
 concerns a watched container (a scan, a seal, a sensor reading, a hand-over)
-verifies it again, and so does the daemon's timer (`recheck`: findings that come
-with time, such as an item expiring in transit). Each verdict change is logged;
-findings (RED, or AMBER) that name an alert rule become signed `alert` records of
-our own feed (customs may write alerts), so they replicate to every node, and
-reach the brands concerned. An alert already in our log (same key) is not
-raised twice; the key is over rule, container and evidence (`intents`), so two
-customs nodes with the same records raise the same alert.
+verifies it again at once, and so does a record about what it holds: a recall of
+one of its items or their lot, a second mint of an item, an item packed elsewhere
+(`_note`). The daemon's timer verifies them all again (`recheck`: findings that
+come with time, such as an item expiring in transit). Each verdict change is
+logged; findings (RED, or AMBER) that name an alert rule become signed `alert`
+records of our own feed (customs may write alerts), so they replicate to every
+node, and reach the brands concerned. A finding some office already signed (an
+`alert` record with its key) is not signed again; the key is over rule,
+container, evidence, severity and words (`intents`), the same as the ledger's
+own derived alert for the finding, so it stays one alert network-wide.
+
+A partial view makes false findings (the brand's mint not synced yet reads as an
+item nobody minted), and a signed alert is forever. So with a `readiness`
+probe (the daemon's: no sync lag, no gap pending, and the count of completed
+sync sessions), findings are signed only once the node is caught up *and* a sync
+round has completed since they were first seen; until then the container is
+held and verified again every `HOLD_RETRY_S`. Findings gone by then are never
+signed.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,6 +43,11 @@ from protocol.envelope import Record
 log = logging.getLogger("sealchain.observer")
 
 DEBOUNCE_S = 0.1
+HOLD_RETRY_S = 1.0  # held findings: verified again this often until the node is caught up
+
+# (caught up now: no sync lag and no gap pending; sync rounds completed so far, or None
+# with no peer to sync with). See the module docstring.
+Readiness = Callable[[], tuple[bool, int | None]]
 
 
 def intents(verdict: Verdict) -> list[Intent]:
@@ -51,12 +68,15 @@ def intents(verdict: Verdict) -> list[Intent]:
 class Observer:
     def __init__(self, ledger: Ledger, *, append: Callable[[list[tuple[str, Any]]], Awaitable[Any]],
                  lock: trio.Lock, clock: Callable[[], int],
-                 jurisdictions: Callable[[], frozenset[str]]) -> None:
+                 jurisdictions: Callable[[], frozenset[str]],
+                 readiness: Readiness | None = None) -> None:
         self.ledger = ledger
         self.append = append
         self.lock = lock
         self.clock = clock
         self.jurisdictions = jurisdictions
+        self.readiness = readiness
+        self.held: dict[str, int | None] = {}  # container -> sync rounds when first held
         self.watched: dict[str, str] = {}  # container -> jurisdiction it was declared into
         self.verdicts: dict[str, Verdict] = {}
         self._dirty: set[str] = set()
@@ -73,8 +93,10 @@ class Observer:
                     self._watch(r)
         task_status.started()
         while True:
-            await self._wake.wait()
+            with trio.move_on_after(HOLD_RETRY_S if self.held else math.inf):
+                await self._wake.wait()
             self._wake = trio.Event()
+            self._dirty.update(self.held)
             await trio.sleep(DEBOUNCE_S)  # let a burst of records land first
             dirty, self._dirty = self._dirty, set()
             for number in sorted(dirty):
@@ -109,14 +131,42 @@ class Observer:
         for r in records:
             if r.type == "customs.declaration":
                 self._watch(r)
-            elif r.type != "alert":
+            elif r.type != "alert" and self.watched:
                 for fact in F.contributions(r, self.ledger.params):
-                    if fact.key[:1] == b"c":
-                        number = fact.key[1:].decode()
-                        if number in self.watched:
-                            self._dirty.add(number)
+                    self._dirty.update(self._concerned(fact.key))
         if self._dirty:
             self._wake.set()
+
+    def _concerned(self, key: bytes) -> set[str]:
+        """The watched containers a change to object `key` may change the verdict of."""
+        tag = key[:1]
+        if tag == b"c":
+            number = key[1:].decode()
+            return {number} if number in self.watched else set()
+        if tag == b"t":  # a recall, a second mint, a pack elsewhere, a hand-over of an item
+            raw = self.ledger.store.facts_raw(key)  # the store: safe beside the writer thread
+            packs = F.decode_facts(raw).get("packs", ()) if raw is not None else ()
+            return {p[0] for p in packs if p[0] in self.watched}
+        if tag == b"l":  # a lot recalled: no fact maps a lot to containers (recalls are rare)
+            return set(self.watched)
+        return set()
+
+    def _may_sign(self, number: str) -> bool:
+        """Whether findings on `number` may be signed now (see the module docstring)."""
+        if self.readiness is None:
+            return True
+        caught_up, rounds = self.readiness()
+        if number not in self.held:
+            self.held[number] = rounds
+            if rounds is not None:
+                log.info("event=observer.hold container=%s: until a sync round completes",
+                         number)
+                return False
+        first = self.held[number]
+        if caught_up and (rounds is None or first is None or rounds > first):
+            del self.held[number]
+            return True
+        return False
 
     async def _verify(self, number: str) -> None:
         now = self.clock()
@@ -129,8 +179,10 @@ class Observer:
             log.warning("event=verdict container=%s verdict=%s reasons=%s", number,
                         verdict.level.name, ",".join(r.code for r in verdict.reasons) or "-")
         entries = [("alert", intent.body()) for intent in intents(verdict)
-                   if self.ledger.store.alert_cursor(intent.key) is None]
-        if entries:
+                   if not self.ledger.facts(F.alert_key(intent.key)).get("alert_records")]
+        if not entries:
+            self.held.pop(number, None)  # nothing (left) to sign
+        elif self._may_sign(number):
             try:
                 await self.append(entries)
             except Exception as exc:  # noqa: BLE001 - a failed alert must not stop the observer
