@@ -16,7 +16,9 @@ bounded batches. Its first batch writes the right heads and sets the meta flag
 `store.REBUILDING`; its last clears the flag. While the flag is set
 `Store.open` refuses the database (a node started on half-rebuilt tables could
 fork its own feed or miss state), so an interrupted rebuild is only ever
-finished by running `sealchain rebuild` again.
+finished by running `sealchain rebuild` again. The last batch also writes the current
+schema version, so a database an older sealchain wrote (which `Store.open` refuses
+outside `check` and `rebuild`) is fit to run on once its rebuild is done.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from node import derived as derived_alerts
 from node import facts as F
 from node import rules
 from node.ledger import _CREDENTIAL_TYPES, _TYPE_INDEXED, _UNAUTHORISED
-from node.store import REBUILDING, Store, WriteSet, u64
+from node.store import REBUILDING, SCHEMA, SCHEMA_VERSION, Store, WriteSet, u64
 from protocol import codec
 from protocol.authz import apply_statement, authorise
 from protocol.envelope import Record
@@ -274,6 +276,10 @@ def check(store: Store, genesis: Genesis, progress: Progress | None = None) -> l
     problems: list[str] = []
     if store.meta(REBUILDING) is not None:
         problems.append("a rebuild was interrupted: run `sealchain rebuild`")
+    schema = store.meta(SCHEMA)
+    if schema != SCHEMA_VERSION:
+        problems.append(f"schema version {schema}, this sealchain writes {SCHEMA_VERSION}:"
+                        " run `sealchain rebuild`")
     d = derive(store, genesis, progress)
     problems += d.problems
     for table, derived in d.tables.items():
@@ -389,7 +395,8 @@ def rebuild(store: Store, genesis: Genesis, progress: Progress | None = None,
 
 def _batches(store: Store, d: Derived, now: int, limit: int = BATCH) -> Iterator[WriteSet]:
     """The rebuild's write batches, in order. The first sets `REBUILDING` and writes the
-    right heads (so no instant ever holds wrong ones), the last clears the flag."""
+    right heads (so no instant ever holds wrong ones), the last writes the current schema
+    version and clears the flag."""
     ws = WriteSet()
     Store.meta_put(ws, REBUILDING, True)
     heads = d.tables[b"H"]
@@ -426,6 +433,7 @@ def _batches(store: Store, d: Derived, now: int, limit: int = BATCH) -> Iterator
     for name, value in d.unauthorised.items():
         Store.meta_put(ws, name, value)
     ws.ops.update(_alert_repairs(store, d, now).ops)
+    Store.meta_put(ws, SCHEMA, SCHEMA_VERSION)
     ws.delete(b"M" + REBUILDING.encode())
     yield ws
 

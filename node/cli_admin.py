@@ -12,7 +12,7 @@ from typing import Any
 from crypto.didkey import did_from_public, public_from_did
 from crypto.keys import SigningKey
 from node.errors import ConfigError
-from node.store import Store
+from node.store import SCHEMA, SCHEMA_VERSION, Store
 from protocol.bodies import ROLES
 from protocol.bodies.identity import GRANTABLE_ROLES
 from protocol.genesis import Genesis
@@ -184,12 +184,16 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     from node.audit import rebuild
 
     d = _datadir(args.data)
-    store = Store.open(d.db_path, create=False, repair=True)  # finishes an interrupted one
+    # repair: finishes an interrupted rebuild, and upgrades a database of an older schema
+    store = Store.open(d.db_path, create=False, repair=True)
     try:
+        was = store.meta(SCHEMA)
         n = rebuild(store, d.genesis(), _progress)
     finally:
         store.close()
     print(f"rebuilt derived state from {n} records")
+    if was != SCHEMA_VERSION:
+        print(f"schema upgraded from {was} to {SCHEMA_VERSION}")
     return 0
 
 

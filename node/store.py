@@ -32,7 +32,11 @@ from node.errors import StorageError
 from protocol import codec
 from protocol.feed import Head
 
-SCHEMA_VERSION: Final = 1
+# 2: container `times` facts and index-only object entries (lot mints, seal numbers,
+# parties); derived tables written by schema 1 lack them, so `sealchain rebuild` rewrites
+# them from the records (which are unchanged) before a node runs on the database.
+SCHEMA_VERSION: Final = 2
+SCHEMA: Final = "schema"  # meta name of the schema version
 # Meta flag set by `sealchain rebuild` in its first batch and cleared in its last: while
 # set, the derived tables are half rewritten, and a node must not run on them.
 REBUILDING: Final = "rebuilding"
@@ -82,7 +86,8 @@ class Store:
     @classmethod
     def open(cls, path: Path | str, *, create: bool = True, repair: bool = False) -> Store:
         """Open (or create) the database. A database an interrupted `sealchain rebuild`
-        left half rewritten is refused unless `repair` (for `check` and `rebuild`)."""
+        left half rewritten, or one an older sealchain wrote (an older schema), is refused
+        unless `repair` (for `check` and `rebuild`, which writes the current schema)."""
         path = Path(path)
         try:
             # Bloom filters: ingest looks up many keys that do not exist yet (new
@@ -93,21 +98,26 @@ class Store:
         except plyvel.Error as exc:
             raise StorageError(f"database {path} is unusable: {exc}") from exc
         store = cls(db, path)
-        version = store.meta("schema")
+        version = store.meta(SCHEMA)
         if version is None:
             if store._has_data():
                 db.close()
                 raise StorageError(f"database {path} has data but no schema version")
-            db.put(b"Mschema", codec.encode_local(SCHEMA_VERSION), sync=True)
+            db.put(b"M" + SCHEMA.encode(), codec.encode_local(SCHEMA_VERSION), sync=True)
         elif version > SCHEMA_VERSION:
             db.close()
             raise StorageError(
                 f"database {path} was written by a newer sealchain (schema {version},"
                 f" this version reads {SCHEMA_VERSION}): upgrade sealchain"
             )
-        elif version < SCHEMA_VERSION:
+        elif version < SCHEMA_VERSION and not repair:
             db.close()
-            raise StorageError(f"database {path} has old schema {version}: run `sealchain rebuild`")
+            data = path.parent if path.name == "db" else "DIR"  # DataDir keeps it in DIR/db
+            raise StorageError(
+                f"database {path} was written by an older sealchain (schema {version}, this"
+                f" version reads {SCHEMA_VERSION}): its derived state must be rebuilt from its"
+                f" records: run `sealchain rebuild --data {data}`"
+            )
         if not repair and store.meta(REBUILDING) is not None:
             db.close()
             raise StorageError(f"database {path} was left half rebuilt (`sealchain rebuild` was"
