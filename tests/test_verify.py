@@ -6,11 +6,12 @@ import types
 from pathlib import Path
 from typing import Any
 
+from crypto import merkle
 from node.ledger import Ledger
 from node.scenario import World, tokens_of
 from node.store import Store
 from node.verify import Level, Verdict, verify_container
-from protocol.bodies import token_id
+from protocol.bodies import MANIFEST_CHUNK, token_id
 
 GTIN = "09506000134352"
 BOX = "CSQU3054383"
@@ -33,10 +34,14 @@ class Story:
 
     def ship(self, *, tokens: list[bytes] | None = None, destination: str = "NL",
              seal_seen: str = "SEAL123", weight_g: int = 500_000, route_stop: str = "SGSIN",
-             double: bool = False) -> None:
+             double: bool = False, manifest: dict[str, Any] | None = None) -> None:
         w = self.world
         c = w.create_container(self.maker, BOX)
-        w.pack(self.maker, BOX, tokens or self.tokens, weight_g=weight_g)
+        if manifest is None:
+            w.pack(self.maker, BOX, tokens or self.tokens, weight_g=weight_g)
+        else:  # one pack record, as given (a forged root, a chunk of several)
+            w.sign(self.maker, "container.pack", {"container": BOX, "weight_g": weight_g,
+                                                  **manifest})
         w.seal(self.maker, BOX, "SEAL123")
         w.sign(self.fwd, "shipment.create", {
             "shipment": "SHP1", "origin": {"country": "CN", "locode": "CNSHA"},
@@ -155,3 +160,42 @@ def test_unknown_container_is_red(tmp_path: Path) -> None:
     v = s.verify(tmp_path)
     assert v.level is Level.RED
     assert codes(v) == {"container.unknown"}
+
+
+def test_a_manifest_that_does_not_match_its_root_is_red(tmp_path: Path) -> None:
+    s = Story()
+    items = sorted(s.tokens)
+    forged = merkle.root(items[:-1])  # the root of a manifest without the last item
+    s.ship(manifest={"root": forged, "count": len(items), "chunk": 0, "chunks": 1,
+                     "items": items})
+    v = s.verify(tmp_path)
+    assert v.level is Level.RED
+    [reason] = [r for r in v.reasons if r.code == "manifest.root"]
+    assert reason.alert == "manifest_mismatch"
+
+
+def test_a_manifest_with_missing_chunks_is_red(tmp_path: Path) -> None:
+    s = Story()
+    items = sorted(tokens_of(GTIN, [f"M{i:05d}" for i in range(MANIFEST_CHUNK + 1)]))
+    s.ship(manifest={"root": merkle.root(items), "count": len(items), "chunk": 0,
+                     "chunks": 2, "items": items[:MANIFEST_CHUNK]})  # chunk 1 never came
+    v = s.verify(tmp_path)
+    assert v.level is Level.RED
+    [reason] = [r for r in v.reasons if r.code == "manifest.incomplete"]
+    assert "1 of 2" in reason.message
+    assert v.items == 0  # nothing is judged on half a manifest
+
+
+def test_items_handed_to_the_packer_after_packing_are_red(tmp_path: Path) -> None:
+    s = Story()
+    w = s.world
+    [late] = w.mint(s.brand, GTIN, "L2", ["LATE1"], mark="ACME", markets=["NL"],
+                    facility="9506000000008")
+    tid = token_id(GTIN, "LATE1")
+    s.ship(tokens=[*s.tokens, tid])
+    w.tick()  # the packer holds it now, but did not when it packed it
+    w.handover(s.brand, s.maker, "token", tid.hex(), late.id)
+    v = s.verify(tmp_path)
+    assert v.level is Level.RED
+    [reason] = [r for r in v.reasons if r.code == "custody.packer_not_holder"]
+    assert late.id in reason.evidence
