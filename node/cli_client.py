@@ -522,6 +522,26 @@ def cmd_alerts(args: argparse.Namespace, c: Client) -> int:
                                                    "reason"]))
 
 
+def cmd_disputes(args: argparse.Namespace, c: Client) -> int:
+    """Every object disputed now, following the pages to the end."""
+    disputes: list[dict[str, Any]] = []
+    after = None
+    while True:
+        page = c.get("/v1/disputes", after=after, limit=1000)
+        disputes += page["disputes"]
+        after = page["next"]
+        if after is None:
+            break
+    rows = [[d["kind"], who(d["party"]) if d.get("party") else d["id"],
+             ", ".join(d["rules"]), when(d["since"]),
+             " ".join(e[:16] for e in d["evidence"][:4]) + (" …" if len(d["evidence"]) > 4
+                                                             else "")]
+            for d in disputes]
+    return emit(args, {"disputes": disputes},
+                lambda _: table(rows, ["kind", "id", "rules", "since", "evidence"])
+                + f"\n{len(disputes)} disputed")
+
+
 def _follow(args: argparse.Namespace, c: Client, q: dict[str, Any]) -> int:
     """Print alerts as they come, until interrupted (exit 130 from `node.cli`).
 
@@ -726,3 +746,7 @@ def register(sub: Any) -> None:
     p.add_argument("--subject", help="[kind:]id")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--follow", action="store_true", help="stream new alerts until interrupted")
+
+    cmd("disputes", cmd_disputes, "list every object disputed now (double hand-overs, custody"
+        " breaks, manifest conflicts, cloned serials, forked feeds) with the evidence",
+        write=False)

@@ -56,6 +56,10 @@ def _counts(r: Record) -> bool:
     return True
 
 
+def _no_alerts() -> Iterable[tuple[int, dict[str, Any]]]:
+    return ()
+
+
 @dataclass(frozen=True, slots=True)
 class Reader:
     """How the views read the log: facts by object key, record ids by object key, records."""
@@ -65,6 +69,7 @@ class Reader:
     record: Callable[[bytes], Record | None]
     org: Callable[[bytes], str | None] = _no_org
     counts: Callable[[Record], bool] = _counts  # False for records that no longer count
+    alerts: Callable[[], Iterable[tuple[int, dict[str, Any]]]] = _no_alerts  # (cursor, entry)
 
 
 def party(reader: Reader, key: bytes) -> dict[str, Any]:
@@ -672,6 +677,61 @@ def shipment_view(reader: Reader, sid: str) -> dict[str, Any]:
     }
 
 
+# -- open disputes ---------------------------------------------------------------------
+
+# The alert rules that mark their subject disputed: conflicting records about one object
+# (`node.rules`, `node.derived`, the customs observer's `cloned_container`), a fork of a feed.
+DISPUTE_RULES: Final = frozenset({"double_handover", "custody_break", "manifest_conflict",
+                                  "cloned_serial", "cloned_container", "feed_fork"})
+
+
+def open_disputes(reader: Reader, *, after: tuple[str, str] | None = None,
+                  limit: int | None = None) -> tuple[list[dict[str, Any]], tuple[str, str] | None]:
+    """Every object disputed now, once each, by (kind, id): its rules, the evidence record
+    ids and the live alerts that say so; and the (kind, id) to continue after, if more.
+
+    The alert log is the index: the alerts of `DISPUTE_RULES` this node raised from its
+    own facts (withdrawn as soon as the facts no longer call for them) or holds as signed
+    alert records; a live one makes its subject disputed. Alerts a peer merely pushed
+    (`received`, no record held) are its word, not our facts, and are left out.
+    Goods inside a disputed container are disputed through it and not listed apart.
+    """
+    found: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for cursor, e in reader.alerts():
+        if e.get("rule") not in DISPUTE_RULES or "retracted" in e:
+            continue
+        if "received" in e and "record" not in e:
+            continue
+        subject = e.get("subject") or {}
+        ref = (str(subject.get("kind")), str(subject.get("id")))
+        if after is not None and ref <= after:
+            continue
+        found[ref].append({"cursor": cursor, "rule": e["rule"], "severity": e.get("severity"),
+                           "reason": e.get("reason"), "evidence": sorted(e.get("evidence", ())),
+                           "ts": e.get("ts")})
+    refs = sorted(found)
+    more = limit is not None and len(refs) > limit
+    refs = refs[:limit] if limit is not None else refs
+    out = []
+    for kind, ident in refs:
+        alerts = sorted(found[(kind, ident)], key=lambda a: (a["rule"], a["evidence"],
+                                                             a["cursor"]))
+        item: dict[str, Any] = {
+            "kind": kind, "id": ident,
+            "rules": sorted({a["rule"] for a in alerts}),
+            "evidence": sorted({rid for a in alerts for rid in a["evidence"]}),
+            "since": min((a["ts"] for a in alerts if a["ts"] is not None), default=None),
+            "alerts": alerts,
+        }
+        if kind == "party":
+            try:
+                item["party"] = party(reader, bytes.fromhex(ident))
+            except (ValueError, Error):
+                item["party"] = None
+        out.append(item)
+    return out, (refs[-1] if more else None)
+
+
 # -- inclusion proofs ------------------------------------------------------------------
 
 
@@ -733,4 +793,4 @@ def reader_of(ledger: Any, now: int) -> Reader:
         return not ledger.excluded(r)
 
     return Reader(facts=ledger.facts, record_ids=ledger.store.object_records,
-                  record=ledger.record, org=org, counts=counts)
+                  record=ledger.record, org=org, counts=counts, alerts=ledger.store.iter_alerts)

@@ -559,7 +559,7 @@ async def test_openapi_describes_every_route(rpc: Running) -> None:
                          "/v1/containers/{id}", "/v1/containers/{id}/verify",
                          "/v1/containers/{id}/items/{token}/proof",
                          "/v1/shipments/{id}", "/v1/alerts", "/v1/alerts/stream", "/metrics",
-                         "/v1/openapi.json"}
+                         "/v1/disputes", "/v1/openapi.json"}
         schemas = doc["components"]["schemas"]
         assert "Body_product_mint" in schemas
         assert "head" not in schemas["Body_handover_offer"]["required"]

@@ -343,6 +343,27 @@ async def get_alerts(api: Api, request: Request) -> Response:
     return json_response({"alerts": alerts, "next": cursor})
 
 
+async def get_disputes(api: Api, request: Request) -> Response:
+    """Every object disputed now (`summary.open_disputes`), by kind and id, paged by `after`."""
+    q = request.query_params
+    limit = jsonio.parse_int(q.get("limit"), "limit", default=100, lo=1, hi=1000)
+    after = None
+    raw = q.get("after")
+    if raw is not None:
+        kind, sep, ident = raw.partition(":")
+        if not sep or kind not in _SUBJECT_KINDS or not ident:
+            raise ValidationError("after", "format", "expected KIND:ID as in `next`, KIND one"
+                                  f" of {', '.join(sorted(_SUBJECT_KINDS))}")
+        after = (kind, ident)
+    async with api.writer.lock:
+        disputes, last = summary.open_disputes(_reader(api), after=after, limit=limit)
+    return json_response({"disputes": disputes,
+                          "next": None if last is None else f"{last[0]}:{last[1]}"})
+
+
+_SUBJECT_KINDS: Final = frozenset({"token", "container", "shipment", "party"})
+
+
 async def alert_stream(api: Api, request: Request) -> Response:
     since, flt = _alert_query(request)
     last = request.headers.get("last-event-id")
@@ -433,6 +454,7 @@ def create_app(api: Api) -> ASGIApp:
         Route("/v1/shipments/{id}", endpoint(api, R, get_shipment), methods=["GET"]),
         Route("/v1/alerts", endpoint(api, R, get_alerts), methods=["GET"]),
         Route("/v1/alerts/stream", endpoint(api, R, alert_stream), methods=["GET"]),
+        Route("/v1/disputes", endpoint(api, R, get_disputes), methods=["GET"]),
         Route("/metrics", endpoint(api, R, get_metrics), methods=["GET"]),
     ]
     app = Starlette(routes=routes, exception_handlers={

@@ -157,6 +157,21 @@ def document() -> dict[str, Any]:
         "Party": _PARTY,
         "Custody": custody,
         "Alert": alert,
+        "Dispute": _obj({
+            "kind": {"enum": ["token", "container", "shipment", "party"]},
+            "id": {"type": "string"},
+            "rules": {"type": "array", "items": {"type": "string"}},
+            "evidence": {"type": "array", "items": ID},
+            "since": {"type": ["integer", "null"], "description": "first alert's time here"},
+            "alerts": {"type": "array", "items": _obj({
+                "cursor": {"type": "integer"}, "rule": {"type": "string"},
+                "severity": {"type": ["string", "null"]},
+                "reason": {"type": ["string", "null"]},
+                "evidence": {"type": "array", "items": ID},
+                "ts": {"type": ["integer", "null"]}})},
+            "party": {"anyOf": [_PARTY, {"type": "null"}],
+                      "description": "for a party (a forked feed): its did and organisation"},
+        }, required=["kind", "id", "rules", "evidence", "since", "alerts"]),
         "Status": _obj({
             "did": DID, "peer_id": {"type": "string"}, "role": {"type": "string"},
             "roles": {"type": "array", "items": {"type": "string"}},
@@ -304,6 +319,19 @@ def document() -> dict[str, Any]:
                            "next": {"type": "integer"}})),
             params=[*alert_params, _query("limit", {"type": "integer", "minimum": 1,
                                                     "maximum": 1000}, "default 100")],
+            errors=(400, 401))},
+        "/v1/disputes": {"get": _op(
+            "Every object disputed now (a double hand-over, a custody break, a manifest "
+            "conflict, a cloned serial or container, a feed fork), once each, ordered by "
+            "kind then id, with its rules, the evidence record ids and the live alerts "
+            "that say so; follow `next` (as `after`) until it is null",
+            _ok(200, _obj({"disputes": {"type": "array", "items": _ref("Dispute")},
+                           "next": {"type": ["string", "null"]}})),
+            params=[_query("after", {"type": "string", "minLength": 3, "maxLength": 200,
+                                     "pattern": "^(token|container|shipment|party):.+$"},
+                           "KIND:ID: list the objects after this one (a page's `next`)"),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000},
+                           "default 100")],
             errors=(400, 401))},
         "/v1/alerts/stream": {"get": {
             "summary": "Server-Sent Events: every matching alert after the cursor, then live. "

@@ -1,0 +1,164 @@
+"""Open disputes: `GET /v1/disputes` and `sealchain disputes`, against a real node.
+
+A real double hand-over (two signed offers of one container from the same custody
+head, imported as signed records) makes the container disputed: listed once, with
+the rule and both offers as evidence. An honest log lists none.
+
+Policy: loopback only, port 0, an absolute timeout on every networked test.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from node.daemon import Node
+from node.scenario import Party, World
+from tests.rpc_helpers import BOX, BOX2, ROOT, SEALCHAIN, client, provision, start, stop
+
+TIMEOUT = 30
+
+
+def double_handover(w: World, holder: Party, to: tuple[Party, Party], number: str
+                    ) -> list[Any]:
+    """`holder` creates container `number` and offers it, from the same head, to two parties."""
+    create = w.create_container(holder, number)
+    obj = {"kind": "container", "id": number}
+    offers = [w.sign(holder, "handover.offer", {"object": obj, "to": p.pub, "head": create.id})
+              for p in to]
+    return [create, *offers]
+
+
+async def import_raw(http: httpx.AsyncClient, records: list[Any]) -> None:
+    r = await http.post("/v1/records/raw", json={"records": [x.wire.hex() for x in records]})
+    assert r.status_code == 201, r.text
+    assert all(o["status"] == "stored" for o in r.json()["results"]), r.text
+
+
+@pytest.fixture
+async def running(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[tuple[Any, ...]]:
+    p = provision(tmp_path / "node")
+    node = Node(p.data, handle_signals=False)
+    with trio.fail_after(TIMEOUT):
+        url = await nursery.start(node.run)
+    tokens = p.data.tokens()
+    async with client(url, tokens.write) as w, client(url, tokens.read) as r, \
+            client(url, None) as anon:
+        yield p, w, r, anon
+    node.stop()
+
+
+async def test_double_handover_is_listed_once_and_an_honest_log_lists_none(
+        running: tuple[Any, ...]) -> None:
+    p, write, read, anon = running
+    w, me, carrier, customs = p.world, p.me, p.carrier, p.customs
+    with trio.fail_after(TIMEOUT):
+        # honest traffic, with an alert that is not a dispute (a seal seen that differs)
+        r = await write.post("/v1/records", json={"type": "container.create", "body": {
+            "container": BOX, "tare_g": 2_000_000, "max_gross_g": 30_000_000}})
+        assert r.status_code == 201, r.text
+        r = await write.post("/v1/records", json={"type": "container.seal", "body": {
+            "container": BOX, "seal": "ACM-000001", "seal_class": "H"}})
+        assert r.status_code == 201, r.text
+        r = await write.post("/v1/records", json={"type": "scan", "body": {
+            "object": {"kind": "container", "id": BOX}, "place": {"country": "NL"},
+            "event": "observe", "seal": "XYZ-999999"}})
+        assert r.status_code == 201, r.text
+        alerts = (await read.get("/v1/alerts")).json()["alerts"]
+        assert [a["rule"] for a in alerts] == ["seal_mismatch"]
+        assert (await read.get("/v1/disputes")).json() == {"disputes": [], "next": None}
+
+        records = double_handover(w, carrier, (me, customs), BOX2)
+        await import_raw(write, records)
+        offers = sorted(x.id.hex() for x in records[1:])
+        body = (await read.get("/v1/disputes")).json()  # the read token suffices
+        assert body["next"] is None
+        (d,) = body["disputes"]
+        assert (d["kind"], d["id"]) == ("container", BOX2)
+        assert d["rules"] == ["double_handover"]
+        assert d["evidence"] == offers
+        assert [a["rule"] for a in d["alerts"]] == ["double_handover"]
+        assert d["alerts"][0]["evidence"] == offers
+        # the container's own view agrees: disputed at the head both offers name
+        view = (await read.get(f"/v1/containers/{BOX2}")).json()
+        assert view["custody"]["disputed"] is True
+        assert sorted(view["custody"]["conflicting_offers"]) == offers
+
+        # the same records again change nothing: still one object, one alert
+        r = await write.post("/v1/records/raw", json={"records": [x.wire.hex()
+                                                                  for x in records]})
+        assert {o["status"] for o in r.json()["results"]} == {"duplicate"}
+        assert len((await read.get("/v1/disputes")).json()["disputes"]) == 1
+
+        assert (await anon.get("/v1/disputes")).status_code == 401
+
+
+async def test_disputes_are_paged_in_kind_and_id_order(running: tuple[Any, ...]) -> None:
+    p, write, read, _anon = running
+    w, me, carrier, customs = p.world, p.me, p.carrier, p.customs
+    with trio.fail_after(TIMEOUT):
+        # BOX2 (MSCU…) first, then BOX (CSQU…): the listing is by id, not arrival
+        await import_raw(write, double_handover(w, carrier, (me, customs), BOX2))
+        await import_raw(write, double_handover(w, carrier, (me, customs), BOX))
+        first = (await read.get("/v1/disputes", params={"limit": 1})).json()
+        assert [d["id"] for d in first["disputes"]] == [BOX]
+        assert first["next"] == f"container:{BOX}"
+        second = (await read.get("/v1/disputes", params={"limit": 1,
+                                                         "after": first["next"]})).json()
+        assert [d["id"] for d in second["disputes"]] == [BOX2]
+        assert second["next"] is None
+        everything = (await read.get("/v1/disputes")).json()
+        assert [d["id"] for d in everything["disputes"]] == [BOX, BOX2]
+        for bad in ("container", "nothing:X", ":X", "container:"):
+            r = await read.get("/v1/disputes", params={"after": bad})
+            assert r.status_code == 400, bad
+            assert r.json()["error"]["field"] == "after"
+        r = await read.get("/v1/disputes", params={"limit": 0})
+        assert r.status_code == 400
+        assert r.json()["error"]["field"] == "limit"
+
+
+def test_cli_disputes_table_json_and_help(tmp_path: Path) -> None:
+    p = provision(tmp_path / "node")
+    proc = start(p.data.path)
+    try:
+        def sc(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([*SEALCHAIN, *args], cwd=ROOT, capture_output=True,
+                                  text=True, timeout=60)
+
+        res = sc("disputes", "--help")
+        assert res.returncode == 0
+        assert "--json" in res.stdout
+        res = sc("disputes", "--data", str(p.data.path))
+        assert res.returncode == 0, res.stderr
+        assert "0 disputed" in res.stdout
+
+        records = double_handover(p.world, p.carrier, (p.me, p.customs), BOX2)
+        url = p.data.rpc_url()
+        with httpx.Client(base_url=url, timeout=10.0, headers={
+                "Authorization": f"Bearer {p.data.tokens().write}"}) as http:
+            r = http.post("/v1/records/raw", json={"records": [x.wire.hex() for x in records]})
+            assert r.status_code == 201, r.text
+
+        res = sc("disputes", "--data", str(p.data.path))
+        assert res.returncode == 0, res.stderr
+        lines = res.stdout.splitlines()
+        assert lines[0].split() == ["kind", "id", "rules", "since", "evidence"]
+        (row,) = [ln for ln in lines if BOX2 in ln]
+        assert row.split()[:3] == ["container", BOX2, "double_handover"]
+        assert "1 disputed" in res.stdout
+
+        res = sc("disputes", "--data", str(p.data.path), "--json")
+        assert res.returncode == 0, res.stderr
+        (d,) = json.loads(res.stdout)["disputes"]
+        assert d["id"] == BOX2
+        assert d["evidence"] == sorted(x.id.hex() for x in records[1:])
+    finally:
+        stop(proc)
