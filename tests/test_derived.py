@@ -87,3 +87,18 @@ def test_a_recall_arriving_later_raises_the_alert_then(tmp_path: Path) -> None:
     before = [r for r in s.world.records if r.id != recall.id]
     alerts, _ = live(tmp_path / "db", s, [before, [recall]])
     assert list(alerts.values()) == ["recalled_item"]
+
+
+def test_custody_is_not_judged_while_hand_overs_are_missing(tmp_path: Path) -> None:
+    s = Story()
+    s.ship()
+    offers = {r.id for r in s.world.records if r.type == "handover.offer"
+              and r.author == s.brand.pub}
+    rest = [r for r in s.world.records if r.id not in offers]  # the brand's offers: not yet
+    alerts, verdict = live(tmp_path / "a", s, [rest])
+    assert "custody_break" not in alerts.values()
+    assert "custody.unseen" in {r.code for r in verdict.reasons}
+    alerts, verdict = live(tmp_path / "b", s, [rest, [r for r in s.world.records
+                                                      if r.id in offers]])
+    assert alerts == {}
+    assert verdict.level is Level.GREEN, verdict.reasons
