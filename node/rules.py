@@ -46,7 +46,8 @@ class Intent:
 
     @property
     def key(self) -> bytes:
-        return alert_key(self.rule, ObjectRef(kind=self.subject[0], id=self.subject[1]), self.evidence)
+        return alert_key(self.rule, ObjectRef(kind=self.subject[0], id=self.subject[1]),
+                         self.evidence, severity=self.severity, reason=self.reason)
 
     def body(self) -> dict[str, Any]:
         """The wire body of the `alert` record that reports this intent."""

@@ -159,8 +159,9 @@ def _check_entry(m: object) -> dict[str, Any]:
     _int(m["ts"], "entry.ts")
     _int(m.get("retracted", 0), "entry.retracted")
     m["evidence"] = list(ev)
-    _need(m["key"] == alert_key(m["rule"], ObjectRef(kind=s["kind"], id=s["id"]), ev),
-          "entry.key is not the alert key of its rule, subject and evidence")
+    _need(m["key"] == alert_key(m["rule"], ObjectRef(kind=s["kind"], id=s["id"]), ev,
+                                severity=m["severity"], reason=m["reason"]),
+          "entry.key is not the alert key of its rule, subject, evidence, severity and reason")
     return m
 
 

@@ -347,7 +347,8 @@ def alert(**changes: Any) -> Body:
     )
     if "key" not in changes:
         subject = ObjectRef(kind=body["subject"]["kind"], id=body["subject"]["id"])
-        body["key"] = alert_key(body["rule"], subject, body["evidence"])
+        body["key"] = alert_key(body["rule"], subject, body["evidence"],
+                                severity=body["severity"], reason=body["reason"])
     return body
 
 

@@ -422,21 +422,23 @@ def test_customs_result_iff_action_is_result() -> None:
 def test_alert_key_must_match() -> None:
     err = rejects("alert", ex.alert(key=bytes(32)))
     assert (err.field, err.rule) == ("body.key", "alert_key")
-    # Same rule, subject and evidence: same key; anything else changes it.
+    # Same rule, subject, evidence, severity and reason: same key; anything else changes it.
     good = ex.alert()
     assert rejects("alert", {**good, "rule": "seal.opened"}).field == "body.key"
     assert (
         rejects("alert", {**good, "subject": ex.container_ref(ex.CONTAINER_2)}).field == "body.key"
     )
     assert rejects("alert", {**good, "evidence": good["evidence"][:1]}).field == "body.key"
-    # Severity and reason are not part of the key.
-    schema.parse_body("alert", {**good, "severity": "low", "reason": "other words"})
+    # Severity and reason are part of the key: an altered copy cannot pass as the alert.
+    assert rejects("alert", {**good, "severity": "low"}).field == "body.key"
+    assert rejects("alert", {**good, "reason": "other words"}).field == "body.key"
 
 
 def test_alert_key_ignores_evidence_order() -> None:
     ref = bodies.ObjectRef(kind="container", id=ex.CONTAINER)
     a, b = ex.record_id("a"), ex.record_id("b")
-    assert bodies.alert_key("r", ref, [a, b]) == bodies.alert_key("r", ref, [b, a])
+    kw = {"severity": "high", "reason": "why"}
+    assert bodies.alert_key("r", ref, [a, b], **kw) == bodies.alert_key("r", ref, [b, a], **kw)
 
 
 def test_alert_rule_format() -> None:

@@ -47,7 +47,8 @@ class Scene:
         """A carrier scan of `container` showing a wrong seal (one new alert)."""
         self.world.tick()
         self.wrong += 1
-        r = self.world.scan(self.carrier, "container", container, country="DE",
+        country = "DE" if container == DE_CONTAINER else "NL"  # on its route: no other alert
+        r = self.world.scan(self.carrier, "container", container, country=country,
                             seal=f"XX-{self.wrong:07d}")
         return r.wire
 
@@ -58,12 +59,16 @@ def scene() -> Scene:
     carrier = w.party("carrier", "Rhine Freight", ["NL", "DE"])
     customs = w.party("customs", "Zoll Hamburg", ["DE"], observer=True)
     w.tick()
-    w.mint(brand, ex.GTIN, ex.LOT, list(ex.SERIALS), mark="ACME", markets=["DE", "NL"],
-           facility=ex.GLN)
+    [mint] = w.mint(brand, ex.GTIN, ex.LOT, list(ex.SERIALS), mark="ACME",
+                    markets=["DE", "NL"], facility=ex.GLN)
+    tokens = tokens_of(ex.GTIN, ex.SERIALS)
+    for t in tokens:  # the carrier packs what it holds: an honest story but for the seals
+        w.handover(brand, carrier, "token", t.hex(), mint.id)
     for number in (DE_CONTAINER, NL_CONTAINER):
         w.create_container(carrier, number)
+    w.pack(carrier, DE_CONTAINER, tokens, weight_g=3_600)
+    for number in (DE_CONTAINER, NL_CONTAINER):
         w.seal(carrier, number, SEAL)
-    w.pack(carrier, DE_CONTAINER, tokens_of(ex.GTIN, ex.SERIALS), weight_g=3_600)
     hamburg = ex.place(country="DE", locode="DEHAM", gln=None, name="Hamburg")
     w.sign(carrier, "shipment.create", ex.shipment_create(
         shipment="SHP-DE", destination=hamburg, containers=[DE_CONTAINER]))
@@ -457,4 +462,37 @@ async def test_a_container_filter_pushes_that_container_only(tmp_path: Path) -> 
             assert [e["subject"]["id"] for e in got] == [NL_CONTAINER, NL_CONTAINER]
             assert keys(customs) == [e["key"] for e in carrier.log()
                                      if e["subject"]["id"] == NL_CONTAINER]
+            nursery.cancel_scope.cancel()
+
+
+async def test_an_altered_pushed_alert_cannot_shadow_the_real_one(tmp_path: Path) -> None:
+    """A provider pushes a real finding with its severity and reason toned down (and the
+    key recomputed, or it would not decode): the subscriber keeps it under that key, as
+    reported by that peer, and still logs the real alert when it derives it."""
+    from protocol.bodies import ObjectRef, alert_key
+    from protocol.push import wire_entry
+
+    s = scene()
+    liar = PNode(tmp_path / "liar", s.carrier, s.world)
+    customs = PNode(tmp_path / "customs", s.customs, s.world)
+    wire = s.mismatch(DE_CONTAINER)
+    [real] = [e for e in PNode(tmp_path / "scratch", s.brand, s.world).log()
+              if e["rule"] == "seal_mismatch"]
+    forged = {**wire_entry(real), "severity": "low", "reason": "seal checked, all fine"}
+    forged["key"] = alert_key(forged["rule"], ObjectRef(**forged["subject"]),
+                              forged["evidence"], severity="low", reason=forged["reason"])
+    assert liar.ledger.record_alert(forged, s.world.now)
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            await liar.run(nursery, PushConfig(tick_s=0.2))
+            await customs.run(nursery, customs_config(liar, Filter()))
+            await until(lambda: bool(customs.log()))
+            [got] = customs.log()
+            assert got["key"] == forged["key"] != real["key"]
+            assert got["via"] == s.carrier.pub  # who reported it
+            customs.ledger.submit([wire], s.world.now)  # the record itself arrives
+            by_key = {e["key"]: e for e in customs.log()}
+            assert by_key[real["key"]]["severity"] == "critical"
+            assert by_key[real["key"]]["reason"] == real["reason"]
+            assert "via" not in by_key[real["key"]]
             nursery.cancel_scope.cancel()

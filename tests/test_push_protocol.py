@@ -52,9 +52,10 @@ def entry(cursor: int, severity: str = "critical", container: str = ex.CONTAINER
           rule: str = "seal_mismatch") -> dict[str, Any]:
     evidence = sorted([ex.record_id(f"a{cursor}"), ex.record_id(f"b{cursor}")])
     subject = {"kind": "container", "id": container}
-    return {"cursor": cursor, "key": alert_key(rule, ObjectRef(**subject), evidence),
-            "rule": rule, "severity": severity, "subject": subject, "reason": f"alert {cursor}",
-            "evidence": evidence, "ts": ex.T0 + cursor}
+    reason = f"alert {cursor}"
+    key = alert_key(rule, ObjectRef(**subject), evidence, severity=severity, reason=reason)
+    return {"cursor": cursor, "key": key, "rule": rule, "severity": severity,
+            "subject": subject, "reason": reason, "evidence": evidence, "ts": ex.T0 + cursor}
 
 
 def ctx(*jurisdictions: str, brands: tuple[bytes, ...] = ()) -> Context:
@@ -266,13 +267,25 @@ def test_alerts_entries_must_lie_in_order_inside_the_range() -> None:
 
 
 def test_a_forged_entry_does_not_decode() -> None:
-    forged = wire_entry(entry(4)) | {"severity": "info"}  # key still fine: not in the key
-    Alerts(after=3, upto=4, entries=[(4, forged)])
-    forged = dict(wire_entry(entry(4)))
-    forged["subject"] = {"id": ex.CONTAINER_2, "kind": "container"}  # key no longer matches
-    data = codec.encode_local({"after": 3, "entries": [[4, forged]], "k": "alerts", "upto": 4})
-    with pytest.raises(RemoteProtocolError):
-        Message.from_bytes(data, KINDS)
+    for change in ({"severity": "info"}, {"reason": "nothing to see"},
+                   {"subject": {"id": ex.CONTAINER_2, "kind": "container"}},
+                   {"evidence": entry(4)["evidence"][:1]}):
+        forged = wire_entry(entry(4)) | change  # the key no longer matches
+        data = codec.encode_local({"after": 3, "entries": [[4, forged]], "k": "alerts",
+                                   "upto": 4})
+        with pytest.raises(RemoteProtocolError):
+            Message.from_bytes(data, KINDS)
+
+
+def test_an_altered_entry_has_a_key_of_its_own() -> None:
+    """A provider that alters severity or reason must give the entry another key: the
+    subscriber stores it beside the real alert (keys are unique), never in its place."""
+    real = wire_entry(entry(4))
+    altered = {**real, "severity": "info", "reason": "all fine"}
+    altered["key"] = alert_key(real["rule"], ObjectRef(**real["subject"]), real["evidence"],
+                               severity="info", reason="all fine")
+    msg = Alerts(after=3, upto=4, entries=[(4, altered)])
+    assert msg.entries[0][1]["key"] != real["key"]
 
 
 # -- end to end ------------------------------------------------------------------

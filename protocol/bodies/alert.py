@@ -1,7 +1,10 @@
 """Alert records: a deterministic rule fired on a subject, with the evidence record ids.
 
 `key` identifies the alert network-wide: the same rule on the same subject and
-evidence has the same key whoever raises it, so duplicates collapse.
+evidence, with the same severity and reason, has the same key whoever raises it,
+so duplicates collapse. Severity and reason are in the key so that a copy with
+either altered (a peer pushing a forged entry) has a key of its own and cannot
+take the place of the real alert.
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ from protocol.schema import f, register
 __all__ = ["Alert", "alert_key"]
 
 
-def alert_key(rule: str, subject: ObjectRef, evidence: Sequence[bytes]) -> bytes:
-    """The network-wide key of an alert: a hash of rule, subject and sorted evidence."""
-    value = [rule, subject.kind, subject.id, sorted(bytes(e) for e in evidence)]
+def alert_key(rule: str, subject: ObjectRef, evidence: Sequence[bytes], *, severity: str,
+              reason: str) -> bytes:
+    """The network-wide key of an alert: a hash of rule, subject, sorted evidence,
+    severity and reason."""
+    value = [rule, subject.kind, subject.id, sorted(bytes(e) for e in evidence), severity,
+             reason]
     return hashing.h(hashing.ALERT_ID, codec.encode(value))
 
 
@@ -37,6 +43,7 @@ class Alert(schema.Body):
     key: bytes = f(schema.hash32)
 
     def validate(self, path: str) -> None:
-        want = alert_key(self.rule, self.subject, self.evidence)
+        want = alert_key(self.rule, self.subject, self.evidence, severity=self.severity,
+                         reason=self.reason)
         if self.key != want:
             raise ValidationError(f"{path}.key", "alert_key", f"key should be {want.hex()}")
