@@ -17,7 +17,12 @@ network service and plays both parts of the push protocol:
   reports the peer connected (`peer_changed`). Delivered entries go to the local
   alert log through `Ledger.record_alert` (exactly once, by alert key; the
   cursor is written in the same synced batch), then are acknowledged; the
-  ledger's listeners (the RPC's SSE stream) see them like local alerts. A
+  ledger's listeners (the RPC's SSE stream) see them like local alerts. Each
+  is marked with the peer that reported it (`via`). An alert from a signed
+  alert record travels with the record, whose signature and contents the
+  decoder checks and whose author's credential we check; a derived alert's
+  key commits to its severity and reason, so an altered copy cannot take the
+  real one's place. A
   changed filter starts again from cursor 0 (duplicates are dropped by key).
 
 Each session is one task draining one bounded inbox (peer bytes, ticks,
@@ -43,10 +48,12 @@ from node.errors import NetworkError
 from node.ledger import Ledger
 from node.p2p import Host, Stream, peer_id_of
 from node.store import Store, WriteSet
-from protocol.errors import LocalProtocolError, ProtocolError
+from protocol.authz import authorise
+from protocol.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from protocol.push import (
     CURSOR_AHEAD,
     EMPTY,
+    PENALTY_FORGED,
     Backlog,
     Context,
     Deliver,
@@ -56,6 +63,7 @@ from protocol.push import (
     PushLimits,
     PushProvider,
     PushSubscriber,
+    signed_record,
 )
 from protocol.sync_messages import Disconnect, Send
 
@@ -205,7 +213,7 @@ class PushService:
             contexts: dict[int, Context] = {}
             for s in list(self._served.values()):
                 flt = s.machine.filter
-                for entry in alerts:
+                for entry in map(self._signed, alerts):
                     c = entry["cursor"]
                     if len(s.pending) >= PENDING:
                         s.log_end = max(s.log_end, c)
@@ -217,6 +225,12 @@ class PushService:
                 s.wake()
         except Exception:  # a callback from run_sync_soon must never raise into trio
             log.exception("push: offering alerts failed")
+
+    def _signed(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """An entry from a signed alert record, with the record's wire to push (`signed`)."""
+        rid = entry.get("record")
+        wire = self.store.record(rid) if isinstance(rid, bytes) else None
+        return entry if wire is None else {**entry, "signed": wire}
 
     @staticmethod
     def _wants_context(flt: Filter, entry: dict[str, Any]) -> bool:
@@ -277,7 +291,7 @@ class PushService:
         if a.from_cursor > self.store.last_alert_cursor():
             return machine.close(CURSOR_AHEAD)
         flt = machine.filter
-        offered = [(c, e, self._context(e) if self._wants_context(flt, e) else EMPTY)
+        offered = [(c, self._signed(e), self._context(e) if self._wants_context(flt, e) else EMPTY)
                    for c, e in self.store.alerts(a.from_cursor, a.limit)]
         return machine.supply(offered, now_ms())
 
@@ -326,7 +340,7 @@ class PushService:
         extra = WriteSet()
         Store.meta_put(extra, f"push.cur.{spec.peer.hex()}",
                        {"cursor": a.upto, "filter": spec.filter.to_map()})
-        entries = [{**e, "via": spec.peer} for _c, e in a.entries]
+        entries = [self._received(e, spec.peer) for _c, e in a.entries]
 
         def write() -> int:
             fresh = 0
@@ -342,6 +356,21 @@ class PushService:
         self.stats.duplicates += len(entries) - fresh
         assert isinstance(session.machine, PushSubscriber)
         return session.machine.stored(a.upto)
+
+    def _received(self, entry: dict[str, Any], peer: bytes) -> dict[str, Any]:
+        """A pushed entry as logged here: marked with the peer that reported it; one from a
+        signed alert record (its signature and contents checked on decoding) only if its
+        author may write alerts in this network (`RoleError`, `RemoteProtocolError`)."""
+        out = {k: v for k, v in entry.items() if k != "signed"}
+        out["via"] = peer
+        if "signed" in entry:
+            r = signed_record(entry)
+            if r.network != self.ledger.network:
+                raise RemoteProtocolError("a signed alert of another network",
+                                          penalty=PENALTY_FORGED)
+            authorise(self.ledger.creds, r)
+            out["record"], out["author"] = r.id, r.author
+        return out
 
     # -- both: one session, one task ---------------------------------------------------
 

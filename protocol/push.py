@@ -26,7 +26,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
+from crypto.errors import Error
 from protocol.bodies import SEVERITIES, ObjectRef, alert_key
+from protocol.envelope import Record
 from protocol.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from protocol.sync_messages import (
     PENALTY_MALFORMED,
@@ -47,7 +49,8 @@ MAX_ENTRIES: Final = 256  # entries per Alerts message
 CURSOR_AHEAD: Final = "cursor ahead of the provider's log"
 _U63: Final = 2**63 - 1
 _SETS: Final = ("brands", "containers", "jurisdictions", "marks", "shipments")
-_ENTRY_KEYS: Final = ("evidence", "key", "reason", "retracted", "rule", "severity", "subject", "ts")
+_ENTRY_KEYS: Final = ("evidence", "key", "reason", "retracted", "rule", "severity", "signed",
+                      "subject", "ts")
 _SUBJECTS: Final = ("token", "container", "shipment", "party")
 _COUNTRY: Final = re.compile(r"[A-Z]{2}")
 _RULE: Final = re.compile(r"[a-z][a-z0-9_.]{0,63}")
@@ -139,7 +142,9 @@ class Filter(Context):
 
 def wire_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
     """A stored alert entry as pushed: its network-wide fields only, checked (its key
-    must be its alert key). Raises `LocalProtocolError`."""
+    must be its alert key). An entry that comes from a signed alert record carries the
+    record's wire as `signed` (the shell adds it to what it offers): the subscriber
+    verifies it rather than trusting the fields. Raises `LocalProtocolError`."""
     m = {k: entry[k] for k in _ENTRY_KEYS if k in entry}
     if isinstance(m.get("subject"), Mapping):
         m["subject"] = {k: m["subject"][k] for k in ("id", "kind") if k in m["subject"]}
@@ -147,7 +152,7 @@ def wire_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _check_entry(m: object) -> dict[str, Any]:
-    m = _map(m, "entry", _ENTRY_KEYS, set(_ENTRY_KEYS) - {"retracted"})
+    m = _map(m, "entry", _ENTRY_KEYS, set(_ENTRY_KEYS) - {"retracted", "signed"})
     s, ev = _map(m["subject"], "entry.subject", ("id", "kind"), ("id", "kind")), m["evidence"]
     _need(type(m["rule"]) is str and _RULE.fullmatch(m["rule"]), "entry.rule is a rule name")
     _need(m["severity"] in SEVERITIES, "entry.severity is a severity")
@@ -162,7 +167,30 @@ def _check_entry(m: object) -> dict[str, Any]:
     _need(m["key"] == alert_key(m["rule"], ObjectRef(kind=s["kind"], id=s["id"]), ev,
                                 severity=m["severity"], reason=m["reason"]),
           "entry.key is not the alert key of its rule, subject, evidence, severity and reason")
+    if "signed" in m:
+        _signed_matches(m)
     return m
+
+
+def signed_record(entry: Mapping[str, Any]) -> Record:
+    """The signed alert record of a checked wire entry that carries one."""
+    return Record.from_bytes(entry["signed"], verify=False)  # verified by `_check_entry`
+
+
+def _signed_matches(m: dict[str, Any]) -> None:
+    """A signed entry: the record's signature verifies and its body says what the entry
+    says. Whether its author may write alerts is for the shell (it holds the credentials)."""
+    _need(type(m["signed"]) is bytes, "entry.signed is a record's wire")
+    try:
+        r = Record.from_bytes(m["signed"])
+    except Error as exc:
+        raise LocalProtocolError(f"entry.signed is not a valid signed record: {exc}") from exc
+    b: Any = r.body
+    _need(r.type == "alert" and b.key == m["key"] and b.rule == m["rule"]
+          and b.severity == m["severity"] and b.reason == m["reason"]
+          and [b.subject.kind, b.subject.id] == [m["subject"]["kind"], m["subject"]["id"]]
+          and list(b.evidence) == m["evidence"],
+          "entry.signed is not an alert record saying what the entry says")
 
 
 Entry = tuple[int, dict[str, Any]]  # (provider cursor, wire entry)

@@ -496,3 +496,40 @@ async def test_an_altered_pushed_alert_cannot_shadow_the_real_one(tmp_path: Path
             assert by_key[real["key"]]["reason"] == real["reason"]
             assert "via" not in by_key[real["key"]]
             nursery.cancel_scope.cancel()
+
+
+async def test_a_signed_alert_is_pushed_with_its_record_and_checked(tmp_path: Path) -> None:
+    """Customs' signed alert (a record) reaches the brand through the carrier's node: the
+    brand logs it as signed by customs, reported by the carrier. A signed alert whose
+    author holds no credential here is refused."""
+    from crypto.keys import SigningKey
+    from protocol.envelope import Record
+    from protocol.errors import RoleError
+    from protocol.push import wire_entry
+
+    s, carrier, _customs = nodes(tmp_path)
+    brand = PNode(tmp_path / "brand", s.brand, s.world)
+    body = ex.alert(rule="item_not_minted", severity="critical",
+                    subject={"kind": "container", "id": DE_CONTAINER},
+                    reason="customs verdict RED: items not minted",
+                    evidence=sorted(r.id for r in s.world.records[-2:]))
+    s.world.tick()
+    signed = s.world.sign(s.customs, "alert", body)
+    assert [o.status for o in carrier.ledger.submit([signed.wire], s.world.now)] == ["stored"]
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            await carrier.run(nursery, PushConfig(tick_s=0.2))
+            sub = await brand.run(nursery, customs_config(carrier, Filter()))
+            await until(lambda: any(e["key"] == body["key"] for e in brand.log()))
+            [got] = [e for e in brand.log() if e["key"] == body["key"]]
+            assert got["record"] == signed.id
+            assert got["author"] == s.customs.pub
+            assert got["via"] == s.carrier.pub
+            assert "signed" not in got
+            # The same alert signed by a key with no credential in this network: refused.
+            rogue = Record.sign(SigningKey.generate(), network=s.world.network, seq=1, prev=None,
+                                ts=s.world.now, type="alert", body=body)
+            entry = wire_entry({**got, "signed": rogue.wire})
+            with pytest.raises(RoleError):
+                sub._received(entry, s.carrier.pub)
+            nursery.cancel_scope.cancel()

@@ -542,3 +542,53 @@ def test_well_framed_nonsense_only_raises_protocol_errors(kind: str, fields: dic
     data = len(payload).to_bytes(4, "big") + payload
     _drive_garbage(PushProvider(NET, 0, SMALL), data)
     _drive_garbage(_streaming_subscriber(0), data)
+
+
+# -- entries from signed alert records ---------------------------------------------
+
+
+def signed_entry(**changes: Any) -> dict[str, Any]:
+    """The wire entry of a signed alert record (by a fresh key), with the record's wire."""
+    from crypto.keys import SigningKey
+    from protocol.envelope import Record
+
+    body = ex.alert()
+    r = Record.sign(SigningKey.generate(), network=bytes(32), seq=1, prev=None, ts=ex.T0,
+                    type="alert", body=body)
+    stored = {"key": body["key"], "rule": body["rule"], "severity": body["severity"],
+              "subject": dict(body["subject"]), "reason": body["reason"],
+              "evidence": list(body["evidence"]), "ts": ex.T0, "record": r.id,
+              "author": r.author, "signed": r.wire}
+    return wire_entry(stored) | changes
+
+
+def alerts_bytes(e: dict[str, Any]) -> bytes:
+    return codec.encode_local({"after": 3, "entries": [[4, e]], "k": "alerts", "upto": 4})
+
+
+def test_a_signed_entry_travels_with_its_record() -> None:
+    from protocol.push import signed_record
+
+    e = signed_entry()
+    assert "record" not in e
+    assert "author" not in e
+    msg = Message.from_bytes(alerts_bytes(e), KINDS)
+    assert isinstance(msg, Alerts)
+    r = signed_record(msg.entries[0][1])
+    assert r.type == "alert"
+    assert r.body.key == e["key"]
+
+
+def test_a_signed_entry_must_say_what_its_record_says() -> None:
+    real = signed_entry()
+    reason = "all fine"
+    rekeyed = alert_key(real["rule"], ObjectRef(**real["subject"]), real["evidence"],
+                        severity="info", reason=reason)
+    other = signed_entry()["signed"]  # another record (another signer) with the same body
+    tampered = bytearray(real["signed"])
+    tampered[-1] ^= 1  # the signature
+    for forged in ({**real, "severity": "info", "reason": reason, "key": rekeyed},
+                   {**real, "signed": bytes(tampered)}, {**real, "signed": b"\x93garbage"}):
+        with pytest.raises(RemoteProtocolError):
+            Message.from_bytes(alerts_bytes(forged), KINDS)
+    Message.from_bytes(alerts_bytes({**real, "signed": other}), KINDS)  # also signed: fine
