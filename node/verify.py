@@ -126,12 +126,14 @@ def verify_container(number: str, reader: Reader, creds: CredentialSet, params: 
         ctx.add(Level.AMBER, "author.revoked", "the container's creator has no credential in force",
                 [create_id], alert="unauthorised_author")
     destination, markets_ref = _shipment(ctx, cf)
-    root, listed, packer = _manifest(ctx, cf) if items else (None, [], None)
+    judged = custody.judge(cf)  # packs, seals and unpacks by the container's holders only
+    _custody_actions(ctx, judged)
+    root, listed, packer = _manifest(ctx, judged) if items else (None, [], None)
     brands = _items(ctx, number, cf, root, listed, packer, destination, progress) \
         if listed else ()
-    _seal(ctx, cf)
+    _seal(ctx, cf, judged)
     _custody(ctx, cf, create_id, creator)
-    _weight(ctx, cf)
+    _weight(ctx, cf, judged)
     _route(ctx, number, markets_ref)
     for _at, rid, value in sorted(cf.get("excursions", ())):
         ctx.add(Level.AMBER, "temperature.excursion",
@@ -153,12 +155,26 @@ def _shipment(ctx: _Ctx, cf: F.Facts) -> tuple[str | None, Record | None]:
     return None, None
 
 
-def _manifest(ctx: _Ctx, cf: F.Facts) -> tuple[bytes | None, list[bytes], bytes | None]:
-    packs = sorted(cf.get("packs", ()), key=lambda p: (p[7], p[5]))  # by ts, id
+def _custody_actions(ctx: _Ctx, judged: custody.Judged) -> None:
+    """Packs, seals and unpacks by a party not holding the container, and two manifests
+    with no unpack between them: in the words and evidence of `rules._custody_actions`."""
+    for type_name, rid, _author, _ts in judged.unauthorised:
+        ctx.add(Level.RED, "custody.unauthorised_action",
+                f"{type_name} by a party not holding the container", [rid],
+                alert="custody_break")
+    for a, b in judged.conflicts:
+        ctx.add(Level.RED, "manifest.conflict",
+                "packed again with no unpack since the previous manifest", sorted((a, b)),
+                alert="manifest_conflict")
+
+
+def _manifest(ctx: _Ctx, judged: custody.Judged
+              ) -> tuple[bytes | None, list[bytes], bytes | None]:
+    packs = sorted(judged.packs, key=lambda p: (p[7], p[5]))  # by ts, id
     if not packs:
         ctx.add(Level.AMBER, "manifest.none", "nothing was packed into the container")
         return None, [], None
-    unpacks = sorted(cf.get("unpacks", ()))
+    unpacks = list(judged.unpacks)
     root = packs[-1][0]
     chunks = {p[1]: p for p in packs if p[0] == root}
     n_chunks, count = packs[-1][2], packs[-1][3]
@@ -201,7 +217,7 @@ def item_mints(number: str, reader: Reader) -> tuple[bytes | None, list[tuple[in
     compared with the clock at every tick.
     """
     cf = reader.facts(F.container_key(number))
-    packs = sorted(cf.get("packs", ()), key=lambda p: (p[7], p[5]))
+    packs = sorted(custody.judge(cf).packs, key=lambda p: (p[7], p[5]))
     if not packs:
         return None, []
     root = packs[-1][0]
@@ -429,8 +445,8 @@ def _items(ctx: _Ctx, number: str, cf: F.Facts, root: bytes | None, items: list[
     return tuple(sorted(brands))
 
 
-def _seal(ctx: _Ctx, cf: F.Facts) -> None:
-    seals = sorted(cf.get("seals", ()))
+def _seal(ctx: _Ctx, cf: F.Facts, judged: custody.Judged) -> None:
+    seals = list(judged.seals)  # by the container's holders only
     if not seals:
         ctx.add(Level.AMBER, "seal.none", "the container was never sealed")
         return
@@ -461,8 +477,8 @@ def _custody(ctx: _Ctx, cf: F.Facts, create_id: bytes, creator: bytes) -> None:
                 [chain.steps[-1].offer])
 
 
-def _weight(ctx: _Ctx, cf: F.Facts) -> None:
-    packs = sorted(cf.get("packs", ()), key=lambda p: (p[7], p[5]))
+def _weight(ctx: _Ctx, cf: F.Facts, judged: custody.Judged) -> None:
+    packs = sorted(judged.packs, key=lambda p: (p[7], p[5]))
     weight = cf.get("weight")
     if not packs or weight is None:
         return

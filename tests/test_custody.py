@@ -17,6 +17,7 @@ from node import summary as S
 from node.ledger import Ledger
 from node.scenario import World, tokens_of
 from node.store import Store
+from node.verify import Level, verify_container
 from protocol.envelope import Record
 
 GTIN = "09506000134352"
@@ -186,3 +187,28 @@ def test_every_arrival_order_gives_the_same_state_and_alerts(tmp_path: Path) -> 
     assert len(breaks(entries, w)) == 2
     assert "manifest_conflict" in {r for _, r in rules}
     assert "seal_mismatch" in {r for _, r in rules}  # the stranger's seal explains nothing
+
+
+def test_the_verdict_counts_only_the_holders_manifest_and_seal(tmp_path: Path) -> None:
+    """A customs verdict reads the container as the state does: a stranger's repack and
+    reseal do not replace the manifest or the seal; they are RED findings of their own."""
+    s = Story()
+    w = s.w
+    (repack,) = w.pack(s.stranger, BOX, s.tokens[2:], weight_g=500)
+    reseal = w.seal(s.stranger, BOX, "XXX-000009")
+    w.tick()
+    w.scan(s.carrier, "container", BOX, country="NL", seal="ACM-000001")
+    store = Store.open(tmp_path / "db")
+    try:
+        led = Ledger(store, w.genesis)
+        led.submit([r.wire for r in w.records], w.now)
+        v = verify_container(BOX, S.reader_of(led, w.now), led.creds, led.params, w.now)
+    finally:
+        store.close()
+    assert v.level is Level.RED
+    assert v.root == s.pack.body.root  # type: ignore[attr-defined]
+    assert v.items == 2
+    found = {(r.code, tuple(r.evidence)) for r in v.reasons}
+    assert ("custody.unauthorised_action", (repack.id,)) in found
+    assert ("custody.unauthorised_action", (reseal.id,)) in found
+    assert not any(code == "seal.mismatch" for code, _ in found)  # the holder's seal was seen
