@@ -53,7 +53,7 @@ import trio
 from crypto.errors import Error
 from node.errors import NetworkError
 from node.ledger import Ledger
-from node.p2p import Host, PeerEventKind, Stream, peer_id_of
+from node.p2p import Host, PeerEventKind, Stream, peer_id_of, public_key_of
 from protocol import codec
 from protocol.envelope import Record
 from protocol.errors import ProtocolError
@@ -214,6 +214,11 @@ class Network:
     # -- peers -------------------------------------------------------------------------------
 
     async def _keep_dialled(self, addr: str) -> None:
+        # Known before the dial returns: py-libp2p reports the connection (and peers may
+        # ask us for our peers) well before `connect` comes back.
+        named = _addr_key(addr)
+        if named is not None:
+            self._known[named] = addr
         delay = 0.5
         while True:
             try:
@@ -253,7 +258,8 @@ class Network:
                 cb(ev.public_key, ev.kind is PeerEventKind.CONNECTED)
 
     async def _serve_peers(self, stream: Stream) -> None:
-        addrs = [a for k, a in sorted(self._known.items()) if k != stream.remote_public_key]
+        addrs = [a for k, a in sorted(self._known.items())
+                 if k != stream.remote_public_key and self.host.is_connected(k)]  # live ones
         addrs += self.host.listen_addrs
         await stream.write(codec.encode(addrs[:MAX_PEER_LIST]))
         await stream.close_write()
@@ -583,6 +589,16 @@ class Network:
                              via="gossip", relay=False)
             if any(o.status == "pending" for o in outcomes):
                 self.request_sync()
+
+
+def _addr_key(addr: str) -> bytes | None:
+    """The public key a `/p2p/` multiaddr names, or None."""
+    if "/p2p/" not in addr:
+        return None
+    try:
+        return public_key_of(addr.rsplit("/p2p/", 1)[1])
+    except NetworkError:
+        return None
 
 
 def authenticate(records: list[Record]) -> None:
