@@ -86,7 +86,10 @@ def part(code: str) -> str:
 
 # Container fields the per-item findings read: a change to any other field (a scan, a
 # sensor reading, a seal, a hand-over of the container) leaves them as they were.
-ITEM_FIELDS: Final = ("create", "packs", "unpacks", "shipments", "declarations")
+# Custody (`times`, `offers`, `accepts`) decides which packs and unpacks count
+# (`custody.judge`), so the manifest in force.
+ITEM_FIELDS: Final = ("create", "packs", "unpacks", "shipments", "declarations", "times",
+                      "offers", "accepts")
 
 
 def affected(dirty: Iterable[bytes], before: Callable[[bytes], F.Facts],

@@ -59,6 +59,7 @@ FIELDS: Final[dict[str, Kind]] = {
     "create": Kind.SET,  # c, p: (id, author)
     "seals": Kind.SET,  # c: (ts, id, seal, author)
     "seal_seen": Kind.SET,  # c: (at, scan id, seal seen, author)
+    "places": Kind.SET,  # c: (at, scan id, UN/LOCODE or "", country) where it was scanned
     "breaches": Kind.SET,  # c: (at, sensor id, kind)
     "weight": Kind.MAX,  # c: (at, id, grams)
     "temp": Kind.MAX,  # c: (at, id, milli-degrees)
@@ -179,8 +180,10 @@ def contributions(r: Record, params: Params) -> Iterator[Fact]:
         at = b.at if b.at is not None else ts
         k = ref_key(b.object.kind, b.object.id)
         yield Fact(k, "scan", (at, rid))
-        if b.seal is not None and b.object.kind == "container":
-            yield Fact(k, "seal_seen", (at, rid, b.seal, author))
+        if b.object.kind == "container":
+            yield Fact(k, "places", (at, rid, b.place.locode or "", b.place.country))
+            if b.seal is not None:
+                yield Fact(k, "seal_seen", (at, rid, b.seal, author))
         if b.seal is not None:
             yield Fact(seal_key(b.seal), INDEX, ())
     elif t == "sensor":

@@ -506,14 +506,10 @@ def _route(ctx: _Ctx, number: str, shipment: Record | None) -> None:
         if place.locode:
             planned.add(place.locode)
     countries = {body.origin.country, body.destination.country} | {p[:2] for p in planned}
-    for rid in ctx.reader.record_ids(F.container_key(number)):
-        r = ctx.record(rid)
-        if r is None or r.type != "scan":
-            continue
-        place = r.body.place
-        off = (place.locode is not None and planned and place.locode not in planned) or (
-            place.country not in countries)
+    for _at, rid, locode, country in sorted(ctx.reader.facts(F.container_key(number))
+                                            .get("places", ())):
+        off = (locode and planned and locode not in planned) or country not in countries
         if off:
-            where = place.locode or place.country
+            where = locode or country
             ctx.add(Level.AMBER, "route.deviation", f"scanned at {where}, off the planned route",
                     [rid, shipment.id], alert="route_deviation")
