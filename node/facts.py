@@ -66,7 +66,7 @@ FIELDS: Final[dict[str, Kind]] = {
     "excursions": Kind.SET,  # c: (at, id, milli-degrees)
     "position": Kind.MAX,  # c: (at, id, lat, lon)
     "unpacks": Kind.SET,  # c: (ts, id, author)
-    "times": Kind.SET,  # c: (id, ts) of its creates and accepted hand-overs (custody tenures)
+    "times": Kind.SET,  # c: (id, ts) of its creates; t, c, p: of its accepted hand-overs
     "offers": Kind.SET,  # t, c: (head, offer id, author, to)
     "accepts": Kind.SET,  # t, c: (offer id, accept id, author, head)
     "scan": Kind.MAX,  # t, c, p: (at, id)
@@ -174,8 +174,7 @@ def contributions(r: Record, params: Params) -> Iterator[Fact]:
     elif t == "handover.accept":
         k = ref_key(b.object.kind, b.object.id)
         yield Fact(k, "accepts", (b.offer, rid, author, b.head))
-        if b.object.kind == "container":
-            yield Fact(k, "times", (rid, ts))
+        yield Fact(k, "times", (rid, ts))
     elif t == "scan":
         at = b.at if b.at is not None else ts
         k = ref_key(b.object.kind, b.object.id)

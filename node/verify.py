@@ -282,9 +282,22 @@ def _held_when_packed(ctx: _Ctx, tf: F.Facts, root: bytes, minter: bytes, at: in
     """Who held an item at time `at` (its packing), and the offer of the last step counted.
 
     Only custody steps accepted at or before `at` count: goods handed to the
-    packer after it packed them were not the packer's to pack. The usual item
-    (one hand-over, accepted) costs one record read (the accept's time).
+    packer after it packed them were not the packer's to pack. Accept times come
+    from the item's facts (`times`), no record read.
     """
+    times = dict(tf.get("times", ()))
+
+    def accepted_by(accept: bytes | None) -> bool:
+        if accept is None:
+            return False
+        ts = times.get(accept)
+        if ts is None:  # not in the facts: read the record
+            r = ctx.record(accept)
+            if r is None:
+                return False
+            ts = r.ts
+        return bool(ts <= at)
+
     holder, last = _holder(tf, root, minter)
     if not last:  # never handed over: the minter held it all along
         return holder, ()
@@ -292,15 +305,13 @@ def _held_when_packed(ctx: _Ctx, tf: F.Facts, root: bytes, minter: bytes, at: in
         if holder == minter:  # offered, never accepted
             return holder, last
         ok = sorted(a[1] for a in tf.get("accepts", ()) if a[0] == last[0] and a[2] == holder)
-        accept = ctx.record(ok[0]) if ok else None
-        if accept is not None and accept.ts <= at:
+        if accepted_by(ok[0] if ok else None):
             return holder, last
         return minter, ()
     chain = custody.walk(tf, root, minter)
     holder, counted = minter, ()
     for step in chain.steps:
-        accept = ctx.record(step.accept) if step.accept is not None else None
-        if accept is None or accept.ts > at:
+        if not accepted_by(step.accept):
             break
         holder, counted = step.taker, (step.offer,)
     return holder, counted
