@@ -128,6 +128,7 @@ class Ledger:
         own: SigningKey | None = None,
         pending_limit: int = 10_000,
         facts_cache: int = 50_000,
+        facts_cache_tuples: int = 250_000,
     ) -> None:
         self.store = store
         self.genesis = genesis
@@ -140,6 +141,11 @@ class Ledger:
         self.version = 0
         self._facts_cache: OrderedDict[bytes, F.Facts] = OrderedDict()
         self._facts_cache_size = facts_cache
+        # Bounded by size too: a busy container's facts hold hundreds of tuples (scans,
+        # seals seen, custody), so 50,000 of them would not fit the memory goal.
+        self._facts_cache_tuples = facts_cache_tuples
+        self._facts_weight: dict[bytes, int] = {}
+        self._facts_cache_load = 0
         self._heads: dict[bytes, Head] = {}
         self._root: tuple[int, bytes] | None = None
         self._listeners: list[Any] = []
@@ -158,6 +164,8 @@ class Ledger:
     def _load(self) -> None:
         self._heads = dict(self.store.heads())
         self._facts_cache.clear()
+        self._facts_weight.clear()
+        self._facts_cache_load = 0
         self.creds = CredentialSet(self.genesis.authorities)
         for t in _CREDENTIAL_TYPES:
             for rid in self.store.by_type(t):
@@ -333,10 +341,16 @@ class Ledger:
             cb(batch.stored, batch.alerts)
 
     def _cache_facts(self, key: bytes, f: F.Facts) -> None:
+        weight = 1 + sum(len(v) for v in f.values() if isinstance(v, set))
+        self._facts_cache_load += weight - self._facts_weight.get(key, 0)
+        self._facts_weight[key] = weight
         self._facts_cache[key] = f
         self._facts_cache.move_to_end(key)
-        while len(self._facts_cache) > self._facts_cache_size:
-            self._facts_cache.popitem(last=False)
+        while len(self._facts_cache) > 1 and (
+                len(self._facts_cache) > self._facts_cache_size
+                or self._facts_cache_load > self._facts_cache_tuples):
+            old, _ = self._facts_cache.popitem(last=False)
+            self._facts_cache_load -= self._facts_weight.pop(old)
 
     # -- one record ----------------------------------------------------------------------
 
