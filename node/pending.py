@@ -5,6 +5,17 @@ credential has not arrived yet. It is released when that arrives. The area is
 bounded: past `limit` records the newest arrivals are dropped and counted
 (anti-entropy sync fetches them again later), so memory never grows without
 bound. Pending records are not durable; losing them on a crash is harmless.
+
+A record whose *referenced* record is missing (an accept whose offer, an offer
+whose custody head, a pack whose items have not arrived) does not wait: it is
+stored at once. Derived state is a fold of grow-only facts over the record set
+(`node.facts`), and every rule reads the facts as they stand, so the referenced
+record arriving later gives the same state as arriving first (the state-order
+property test shuffles exactly this). Holding such records back would only
+delay them, and make the bound of this area a way to lose them. Where a
+missing reference would change a verdict, verification says so
+(`item.mint_unseen`, `custody.unseen`: "the log is incomplete") instead of
+alerting.
 """
 
 from __future__ import annotations
