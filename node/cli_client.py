@@ -511,7 +511,9 @@ def cmd_verify(args: argparse.Namespace, c: Client) -> int:
 
 
 def cmd_alerts(args: argparse.Namespace, c: Client) -> int:
-    q = {"severity": args.severity, "subject": args.subject}
+    q = {"severity": args.severity, "subject": args.subject, "jurisdiction": args.jurisdiction,
+         "brand": args.brand, "mark": args.mark, "container": args.container,
+         "shipment": args.shipment}
     if args.follow:
         return _follow(args, c, q)
     page = c.get("/v1/alerts", since=args.since, limit=args.limit, **q)
@@ -744,6 +746,12 @@ def register(sub: Any) -> None:
     p.add_argument("--severity", choices=("info", "low", "medium", "high", "critical"),
                    help="minimum severity")
     p.add_argument("--subject", help="[kind:]id")
+    for name, what in (("jurisdiction", "ISO 3166 country the alert concerns"),
+                       ("brand", "did or hex key of a brand whose goods it concerns"),
+                       ("mark", "trademark it concerns"), ("container", "ISO 6346 number"),
+                       ("shipment", "shipment id")):
+        p.add_argument(f"--{name}", action="append", metavar=name.upper(),
+                       help=f"{what} (repeatable; as a push subscription filters)")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--follow", action="store_true", help="stream new alerts until interrupted")
 

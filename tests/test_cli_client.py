@@ -86,6 +86,14 @@ def test_pack_seal_scan_alerts_container_history(node: Provisioned, tmp_path: Pa
     assert [a["rule"] for a in alerts] == ["seal_mismatch"]
     r = sc(node, "alerts", "--severity", "critical")
     assert "seal_mismatch" in r.stdout
+    r = sc(node, "alerts", "--json", "--container", BOX.lower())  # as the RPC's filters
+    assert [a["rule"] for a in json.loads(r.stdout)["alerts"]] == ["seal_mismatch"]
+    r = sc(node, "alerts", "--json", "--container", "MSCU1234566", "--container", "TGHU1234567")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["alerts"] == []
+    r = sc(node, "alerts", "--container", "CSQU3054384")  # wrong check digit
+    assert r.returncode == 1
+    assert "container" in r.stderr
     r = sc(node, "container", BOX)
     assert r.returncode == 0, r.stderr
     assert "1600 items" in r.stdout
