@@ -59,7 +59,7 @@ FIELDS: Final[dict[str, Kind]] = {
     "create": Kind.SET,  # c, p: (id, author)
     "seals": Kind.SET,  # c: (ts, id, seal, author)
     "seal_seen": Kind.SET,  # c: (at, scan id, seal seen, author)
-    "places": Kind.SET,  # c: (at, scan id, UN/LOCODE or "", country) where it was scanned
+    "places": Kind.SET,  # c: (UN/LOCODE or "", country): the distinct places it was scanned at
     "breaches": Kind.SET,  # c: (at, sensor id, kind)
     "weight": Kind.MAX,  # c: (at, id, grams)
     "temp": Kind.MAX,  # c: (at, id, milli-degrees)
@@ -77,6 +77,7 @@ FIELDS: Final[dict[str, Kind]] = {
     "fork": Kind.SET,  # a: (seq, record id)
     "alert_records": Kind.SET,  # x: (alert record id, author)
     "index": Kind.INDEX,  # l: mints of the lot; s: seal and scan records naming the seal;
+    #                       r: a container's scans at one place;
     #                       a: records naming the party (hand-over recipient, credential subject)
 }
 
@@ -108,6 +109,11 @@ def author_key(author: bytes) -> bytes:
 
 def seal_key(seal: str) -> bytes:
     return b"s" + seal.encode()
+
+
+def place_key(container: str, locode: str, country: str) -> bytes:
+    """The index of a container's scans at one place (UN/LOCODE, else the country)."""
+    return b"r" + f"{container}/{locode or country}".encode()
 
 
 def alert_key(key: bytes) -> bytes:
@@ -180,7 +186,8 @@ def contributions(r: Record, params: Params) -> Iterator[Fact]:
         k = ref_key(b.object.kind, b.object.id)
         yield Fact(k, "scan", (at, rid))
         if b.object.kind == "container":
-            yield Fact(k, "places", (at, rid, b.place.locode or "", b.place.country))
+            yield Fact(k, "places", (b.place.locode or "", b.place.country))
+            yield Fact(place_key(b.object.id, b.place.locode or "", b.place.country), INDEX, ())
             if b.seal is not None:
                 yield Fact(k, "seal_seen", (at, rid, b.seal, author))
         if b.seal is not None:

@@ -517,10 +517,17 @@ def _route(ctx: _Ctx, number: str, shipment: Record | None) -> None:
         if place.locode:
             planned.add(place.locode)
     countries = {body.origin.country, body.destination.country} | {p[:2] for p in planned}
-    for _at, rid, locode, country in sorted(ctx.reader.facts(F.container_key(number))
-                                            .get("places", ())):
-        off = (locode and planned and locode not in planned) or country not in countries
-        if off:
-            where = locode or country
-            ctx.add(Level.AMBER, "route.deviation", f"scanned at {where}, off the planned route",
+    # The distinct places (a fact that does not grow with every scan) say which are off
+    # the route; the scans at those, for the evidence, come from their place index.
+    places = ctx.reader.facts(F.container_key(number)).get("places", ())
+    for locode, country in sorted(places):
+        if not ((locode and planned and locode not in planned) or country not in countries):
+            continue
+        for rid in ctx.reader.record_ids(F.place_key(number, locode, country)):
+            r = ctx.record(rid)
+            if r is None or r.type != "scan" or (
+                    r.body.place.locode or "", r.body.place.country) != (locode, country):
+                continue
+            ctx.add(Level.AMBER, "route.deviation",
+                    f"scanned at {locode or country}, off the planned route",
                     [rid, shipment.id], alert="route_deviation")

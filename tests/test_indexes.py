@@ -58,3 +58,25 @@ def test_lot_seal_and_party_lookups(tmp_path: Path) -> None:
         assert sorted(store.object_records(F.seal_key("ACM-000001"))) == sorted([seal.id, scan.id])
     finally:
         store.close()
+
+
+def test_scans_at_one_place_keep_the_container_facts_small(tmp_path: Path) -> None:
+    """A container scanned a thousand times at one place has one place in its facts (the
+    facts are rewritten at every scan); the scans are found through the place index."""
+    w = World.create(seed=22)
+    brand = w.party("brand", "ACME Brands", ["NL"], trademarks=[TM])
+    w.create_container(brand, BOX)
+    scans = [w.scan(brand, "container", BOX, country="NL", locode="NLRTM") for _ in range(1000)]
+    elsewhere = w.scan(brand, "container", BOX, country="DE")
+    store = Store.open(tmp_path / "db")
+    try:
+        led = Ledger(store, w.genesis)
+        led.submit([r.wire for r in w.records], w.now)
+        facts = led.facts(F.container_key(BOX))
+        assert facts["places"] == {("NLRTM", "NL"), ("", "DE")}
+        assert sorted(store.object_records(F.place_key(BOX, "NLRTM", "NL"))) == sorted(
+            r.id for r in scans)
+        assert store.object_records(F.place_key(BOX, "", "DE")) == [elsewhere.id]
+        assert audit.check(store, w.genesis) == []
+    finally:
+        store.close()
