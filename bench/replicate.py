@@ -40,7 +40,6 @@ import json
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -65,6 +64,7 @@ from node.ledger import Ledger  # noqa: E402
 from node.p2p import peer_id_of  # noqa: E402
 from node.scenario import World  # noqa: E402
 from node.store import Store  # noqa: E402
+from node.testnet import free_port  # noqa: E402
 from protocol import codec  # noqa: E402
 from protocol.envelope import SIGNING_DOMAIN  # noqa: E402
 
@@ -86,12 +86,6 @@ def scan(i: int) -> dict[str, Any]:
         "object": {"kind": "container", "id": container(i % CONTAINERS)},
         "place": {"country": country, "locode": locode},
         "event": EVENTS[i % len(EVENTS)], "at": 1_750_000_000_000 + i}}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- nodes --------------------------------------------------------------------------------

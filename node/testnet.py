@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -65,9 +66,33 @@ def roles_for(n: int) -> list[str]:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port on 127.0.0.1 that is free now and that no outgoing connection will take.
+
+    The nodes of a testnet are told their ports before they start. A port picked by
+    binding port 0 comes from the kernel's ephemeral range, the same one outgoing
+    connections draw their local ports from: nodes that start first and dial their
+    peers can take a later node's port before it binds it ("Address already in use").
+    So the port is drawn below that range and checked to be bindable.
+    """
+    low = _ephemeral_low()
+    start = max(1024, low - 12_000)
+    for _ in range(200):
+        port = random.randrange(start, low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise ConfigError(f"no free port on 127.0.0.1 between {start} and {low}")
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return max(2048, int(f.read().split()[0]))
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 @dataclass
