@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, OrderedDict, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -643,34 +643,9 @@ class Ledger:
             for k in was:
                 b.retract.setdefault(k, "")
             for intent in rules.evaluate(key, b.facts[key]):
-                k = intent.key
-                called.add(k)
-                if k in fresh or k in was:
-                    continue
-                cur = self.store.alert_cursor(k)
-                if cur is not None:  # logged: called for again after a withdrawal?
-                    [(_, entry)] = self.store.alerts(since=cur - 1, limit=1)
-                    if entry.pop("retracted", None) is not None:
-                        b.ws.put(b"A" + u64(cur), codec.encode_local(entry))
-                    continue
-                fresh.add(k)
-                cursor += 1
-                entry = {
-                    "cursor": cursor,
-                    "key": k,
-                    "rule": intent.rule,
-                    "severity": intent.severity,
-                    "subject": {"kind": intent.subject[0], "id": intent.subject[1]},
-                    "reason": intent.reason,
-                    "evidence": list(intent.evidence),
-                    "ts": now,
-                }
-                b.ws.put(b"A" + u64(cursor), codec.encode_local(entry))
-                b.ws.put(b"K" + k, u64(cursor))
-                b.alerts.append(entry)
-                self.stats[("alert", intent.rule)] += 1
-                log.warning("alert rule=%s severity=%s subject=%s:%s", intent.rule,
-                            intent.severity, intent.subject[0], intent.subject[1][:16])
+                called.add(intent.key)
+                if intent.key not in fresh and intent.key not in was:
+                    cursor = self._log_intent(intent, b, now, cursor, fresh)
         cursor = self._derived_alerts(b, now, cursor, fresh, called)
         for r in b.stored:  # signed alert records (a customs verdict, a time rule) are logged too
             if r.type != "alert":
@@ -680,8 +655,7 @@ class Ledger:
                 continue
             fresh.add(body.key)
             cursor += 1
-            entry = {"cursor": cursor, "key": body.key, "rule": body.rule,
-                     "severity": body.severity,
+            entry = {"cursor": cursor, "key": body.key, "rule": body.rule, "severity": body.severity,
                      "subject": {"kind": body.subject.kind, "id": body.subject.id},
                      "reason": body.reason, "evidence": list(body.evidence), "ts": now,
                      "record": r.id, "author": r.author}
@@ -708,34 +682,10 @@ class Ledger:
             Store.meta_put(b.ws, name, [r.wire, rule])
             intent = rules.unauthorised_author(r.id, author, r.type, rule)
             assert intent is not None
-            cur = self.store.alert_cursor(intent.key)
-            if cur is not None:  # alerted before, then withdrawn: in force again
-                [(_, entry)] = self.store.alerts(since=cur - 1, limit=1)
-                if entry.pop("retracted", None) is not None:
-                    b.ws.put(b"A" + u64(cur), codec.encode_local(entry))
-                continue
-            cursor += 1
-            entry = {"cursor": cursor, "key": intent.key, "rule": intent.rule,
-                     "severity": intent.severity,
-                     "subject": {"kind": intent.subject[0], "id": intent.subject[1]},
-                     "reason": intent.reason, "evidence": list(intent.evidence), "ts": now}
-            b.ws.put(b"A" + u64(cursor), codec.encode_local(entry))
-            b.ws.put(b"K" + intent.key, u64(cursor))
-            b.alerts.append(entry)
-            self.stats[("alert", intent.rule)] += 1
-            log.warning("alert rule=%s severity=%s subject=%s:%s", intent.rule, intent.severity,
-                        intent.subject[0], intent.subject[1][:16])
+            cursor = self._log_intent(intent, b, now, cursor, fresh)
         for k in sorted(b.retract):
-            old = self.store.alert_cursor(k)
-            if k in called or old is None:
-                continue
-            # Marked in place (cursors are never reused; the key stays taken).
-            [(_, entry)] = self.store.alerts(since=old - 1, limit=1)
-            if "retracted" not in entry:
-                entry["retracted"] = now
-                b.ws.put(b"A" + u64(old), codec.encode_local(entry))
-                self.stats[("alert_retracted", entry["rule"])] += 1
-                log.warning("alert retracted rule=%s: no longer called for", entry["rule"])
+            if k not in called:
+                self._retract(k, b, now)
 
 
     def _derived_alerts(self, b: _Batch, now: int, cursor: int, fresh: set[bytes],
@@ -808,7 +758,13 @@ class Ledger:
         return cursor
 
     def _withdraw(self, intent: rules.Intent | None, b: _Batch, now: int) -> None:
-        cur = None if intent is None else self.store.alert_cursor(intent.key)
+        if intent is not None:
+            self._retract(intent.key, b, now)
+
+    def _retract(self, key: bytes, b: _Batch, now: int) -> None:
+        """Mark the alert logged under `key` withdrawn, in place (cursors are never reused;
+        the key stays taken, so the alert comes back in force if called for again)."""
+        cur = self.store.alert_cursor(key)
         if cur is None:
             return
         [(_, entry)] = self.store.alerts(since=cur - 1, limit=1)
@@ -842,6 +798,3 @@ class _View:
         return [rid for rid in sorted(ids)
                 if (r := self.record(rid)) is not None and not self.ledger.excluded(r)]
 
-
-def iter_wires(records: Iterable[Record]) -> list[bytes]:
-    return [r.wire for r in records]
