@@ -337,7 +337,7 @@ def _derived_alerts(alerts: dict[bytes, dict[str, Any]], facts: dict[bytes, F.Fa
 
     reader = derived_alerts.FoldReader(
         facts, by_id, {k: [rid for rid in v if counts(rid)] for k, v in ids.items()
-                       if k[:1] == b"c"})  # only containers' record ids are read (route)
+                       if k[:1] == b"r"})  # only the scans at a place are read (route)
     for key in sorted(facts):
         if key[:1] == b"c":
             number = key[1:].decode()
