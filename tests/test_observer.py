@@ -47,12 +47,13 @@ class Office:
 
 
 async def until(check: Callable[[], bool]) -> None:
+    """Poll the observer's state (on the autojump clock: no real time passes)."""
     while not check():  # noqa: ASYNC110 - the observer runs in the same trio run: poll its state
         await trio.sleep(0.02)
 
 
-async def test_a_declared_container_is_verified_and_its_findings_signed(tmp_path: Path
-                                                                        ) -> None:
+async def test_a_declared_container_is_verified_and_its_findings_signed(
+        tmp_path: Path, autojump_clock: Any) -> None:
     s = Story()
     s.ship(destination="US")  # declared to NL customs, booked to a market never authorised
     office = Office(s, tmp_path / "db")
@@ -79,7 +80,8 @@ async def test_a_declared_container_is_verified_and_its_findings_signed(tmp_path
         office.store.close()
 
 
-async def test_a_recall_of_a_held_lot_turns_the_verdict_red_at_once(tmp_path: Path) -> None:
+async def test_a_recall_of_a_held_lot_turns_the_verdict_red_at_once(
+        tmp_path: Path, autojump_clock: Any) -> None:
     s = Story()
     s.ship()
     office = Office(s, tmp_path / "db")
@@ -106,7 +108,8 @@ async def test_a_recall_of_a_held_lot_turns_the_verdict_red_at_once(tmp_path: Pa
         office.store.close()
 
 
-async def test_findings_wait_until_the_node_is_caught_up(tmp_path: Path) -> None:
+async def test_findings_wait_until_the_node_is_caught_up(
+        tmp_path: Path, autojump_clock: Any) -> None:
     s = Story()
     s.ship(weight_g=900_000)  # the weight reading is wrong ... for now
     state = {"caught_up": False, "rounds": 3}
@@ -134,7 +137,8 @@ async def test_findings_wait_until_the_node_is_caught_up(tmp_path: Path) -> None
         office.store.close()
 
 
-async def test_a_finding_the_catch_up_explains_is_never_signed(tmp_path: Path) -> None:
+async def test_a_finding_the_catch_up_explains_is_never_signed(
+        tmp_path: Path, autojump_clock: Any) -> None:
     s = Story()
     s.ship(weight_g=900_000)
     s.world.tick()
