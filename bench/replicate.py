@@ -47,7 +47,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import trio
 
@@ -56,6 +55,7 @@ sys.path.insert(0, str(ROOT))
 
 import nacl.signing  # noqa: E402
 
+from bench.httpclient import Conn  # noqa: E402
 from bench.workload import container  # noqa: E402
 from crypto.didkey import did_from_public  # noqa: E402
 from node.config import Config, LimitsSection, NodeSection, P2PSection, RpcSection  # noqa: E402
@@ -176,48 +176,6 @@ def stop(members: list[Member]) -> None:
         except subprocess.TimeoutExpired:
             m.process.kill()
             m.process.wait()
-
-
-# -- a lean HTTP/1.1 client (the bench measures the nodes, not a client library) ----------
-
-
-class Conn:
-    def __init__(self, stream: trio.SocketStream, host: str, token: str) -> None:
-        self.stream = stream
-        self.head = f"Host: {host}\r\nAuthorization: Bearer {token}\r\n"
-        self.buf = b""
-
-    @classmethod
-    async def open(cls, url: str, token: str) -> Conn:
-        u = urlsplit(url)
-        assert u.hostname is not None
-        assert u.port is not None
-        return cls(await trio.open_tcp_stream(u.hostname, u.port), u.netloc, token)
-
-    async def request(self, method: str, path: str, body: bytes | None = None) -> Any:
-        extra = "" if body is None else \
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-        await self.stream.send_all(f"{method} {path} HTTP/1.1\r\n{self.head}{extra}\r\n"
-                                   .encode() + (body or b""))
-        while b"\r\n\r\n" not in self.buf:
-            self.buf += await self._recv()
-        head, _, rest = self.buf.partition(b"\r\n\r\n")
-        lines = head.split(b"\r\n")
-        status = int(lines[0].split()[1])
-        length = next(int(v) for k, _, v in (x.partition(b":") for x in lines[1:])
-                      if k.strip().lower() == b"content-length")
-        while len(rest) < length:
-            rest += await self._recv()
-        self.buf = rest[length:]
-        if status >= 300:
-            raise SystemExit(f"bench: {method} {path} answered {status}: {rest[:length]!r}")
-        return json.loads(rest[:length])
-
-    async def _recv(self) -> bytes:
-        data = await self.stream.receive_some(1 << 20)
-        if not data:
-            raise ConnectionError("the node closed the connection")
-        return data
 
 
 async def status(m: Member) -> dict[str, Any]:

@@ -27,13 +27,13 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import trio
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.httpclient import Conn  # noqa: E402
 from node.config import Config, NodeSection, RpcSection  # noqa: E402
 from node.datadir import DataDir  # noqa: E402
 from node.local import open_ledger  # noqa: E402
@@ -58,44 +58,6 @@ def scan(i: int) -> dict[str, Any]:
     return {"type": "scan", "body": {"object": {"kind": "container", "id": CONTAINER},
                                      "place": {"country": "NL", "locode": "NLRTM"},
                                      "event": "observe", "at": 1_750_000_000_000 + i}}
-
-
-class Conn:
-    """A minimal HTTP/1.1 keep-alive client: the bench measures the node, not a client library."""
-
-    def __init__(self, stream: trio.SocketStream, host: str, token: str) -> None:
-        self.stream = stream
-        self.head = f"Host: {host}\r\nAuthorization: Bearer {token}\r\n" \
-                    "Content-Type: application/json\r\n"
-        self.buf = b""
-
-    @classmethod
-    async def open(cls, url: str, token: str) -> Conn:
-        u = urlsplit(url)
-        assert u.hostname is not None
-        assert u.port is not None
-        return cls(await trio.open_tcp_stream(u.hostname, u.port), u.netloc, token)
-
-    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
-        await self.stream.send_all(f"POST {path} HTTP/1.1\r\n{self.head}Content-Length: "
-                                   f"{len(body)}\r\n\r\n".encode() + body)
-        while b"\r\n\r\n" not in self.buf:
-            self.buf += await self._recv()
-        head, _, rest = self.buf.partition(b"\r\n\r\n")
-        lines = head.split(b"\r\n")
-        status = int(lines[0].split()[1])
-        length = next(int(v) for k, _, v in (x.partition(b":") for x in lines[1:])
-                      if k.strip().lower() == b"content-length")
-        while len(rest) < length:
-            rest += await self._recv()
-        self.buf = rest[length:]
-        return status, rest[:length]
-
-    async def _recv(self) -> bytes:
-        data = await self.stream.receive_some(1 << 20)
-        if not data:
-            raise ConnectionError("the node closed the connection")
-        return data
 
 
 async def singles(url: str, token: str, clients: int, total: int,
