@@ -257,8 +257,9 @@ def cmd_status(args: argparse.Namespace, c: Client) -> int:
         ("credential", s["credential"]), ("network", f"{s['network']} {s['network_id'][:16]}…"),
         ("records", s["record_count"]), ("authors", s["author_count"]),
         ("state root", s["state_root"]), ("peers", len(s["connected_peers"])),
-        ("sync lag", s["sync_lag"]), ("pending", s["pending"]), ("version", s["version"]),
-        ("rpc", c.url)]))
+        ("sync lag", s["sync_lag"]), ("pending", s["pending"]),
+        ("disputes", s.get("open_disputes")),  # open now; "-" from a node older than that
+        ("version", s["version"]), ("rpc", c.url)]))
 
 
 def cmd_mint(args: argparse.Namespace, c: Client) -> int:

@@ -2,7 +2,8 @@
 
 A real double hand-over (two signed offers of one container from the same custody
 head, imported as signed records) makes the container disputed: listed once, with
-the rule and both offers as evidence. An honest log lists none.
+the rule and both offers as evidence, and counted in `GET /v1/status` and
+`sealchain status` as `open_disputes`. An honest log lists none and counts 0.
 
 Policy: loopback only, port 0, an absolute timeout on every networked test.
 """
@@ -34,6 +35,14 @@ def double_handover(w: World, holder: Party, to: tuple[Party, Party], number: st
     offers = [w.sign(holder, "handover.offer", {"object": obj, "to": p.pub, "head": create.id})
               for p in to]
     return [create, *offers]
+
+
+async def open_disputes(read: httpx.AsyncClient) -> int:
+    r = await read.get("/v1/status")
+    assert r.status_code == 200, r.text
+    count = r.json()["open_disputes"]
+    assert isinstance(count, int)
+    return count
 
 
 async def import_raw(http: httpx.AsyncClient, records: list[Any]) -> None:
@@ -74,9 +83,11 @@ async def test_double_handover_is_listed_once_and_an_honest_log_lists_none(
         alerts = (await read.get("/v1/alerts")).json()["alerts"]
         assert [a["rule"] for a in alerts] == ["seal_mismatch"]
         assert (await read.get("/v1/disputes")).json() == {"disputes": [], "next": None}
+        assert await open_disputes(read) == 0  # an alert, but no dispute
 
         records = double_handover(w, carrier, (me, customs), BOX2)
         await import_raw(write, records)
+        assert await open_disputes(read) == 1
         offers = sorted(x.id.hex() for x in records[1:])
         body = (await read.get("/v1/disputes")).json()  # the read token suffices
         assert body["next"] is None
@@ -96,6 +107,7 @@ async def test_double_handover_is_listed_once_and_an_honest_log_lists_none(
                                                                   for x in records]})
         assert {o["status"] for o in r.json()["results"]} == {"duplicate"}
         assert len((await read.get("/v1/disputes")).json()["disputes"]) == 1
+        assert await open_disputes(read) == 1
 
         assert (await anon.get("/v1/disputes")).status_code == 401
 
@@ -116,6 +128,7 @@ async def test_disputes_are_paged_in_kind_and_id_order(running: tuple[Any, ...])
         assert second["next"] is None
         everything = (await read.get("/v1/disputes")).json()
         assert [d["id"] for d in everything["disputes"]] == [BOX, BOX2]
+        assert await open_disputes(read) == 2  # objects, whatever the page size
         for bad in ("container", "nothing:X", ":X", "container:"):
             r = await read.get("/v1/disputes", params={"after": bad})
             assert r.status_code == 400, bad
@@ -139,6 +152,9 @@ def test_cli_disputes_table_json_and_help(tmp_path: Path) -> None:
         res = sc("disputes", "--data", str(p.data.path))
         assert res.returncode == 0, res.stderr
         assert "0 disputed" in res.stdout
+        res = sc("status", "--data", str(p.data.path))
+        assert res.returncode == 0, res.stderr
+        assert status_row(res.stdout, "disputes") == "0"
 
         records = double_handover(p.world, p.carrier, (p.me, p.customs), BOX2)
         url = p.data.rpc_url()
@@ -160,5 +176,28 @@ def test_cli_disputes_table_json_and_help(tmp_path: Path) -> None:
         (d,) = json.loads(res.stdout)["disputes"]
         assert d["id"] == BOX2
         assert d["evidence"] == sorted(x.id.hex() for x in records[1:])
+
+        res = sc("status", "--data", str(p.data.path))
+        assert res.returncode == 0, res.stderr
+        assert status_row(res.stdout, "disputes") == "1"
+        res = sc("status", "--data", str(p.data.path), "--json")
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout)["open_disputes"] == 1
     finally:
         stop(proc)
+
+
+def status_row(table: str, name: str) -> str:
+    """The value of row `name` in `sealchain status`'s table."""
+    (row,) = [ln for ln in table.splitlines() if ln.startswith(name + " ")]
+    return row[len(name):].strip()
+
+
+async def test_openapi_documents_the_count(running: tuple[Any, ...]) -> None:
+    _p, _write, read, _anon = running
+    with trio.fail_after(TIMEOUT):
+        doc = (await read.get("/v1/openapi.json")).json()
+        status = doc["components"]["schemas"]["Status"]
+        assert "open_disputes" in status["required"]
+        assert status["properties"]["open_disputes"]["type"] == "integer"
+        assert set(status["required"]) <= set((await read.get("/v1/status")).json())

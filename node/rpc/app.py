@@ -255,8 +255,10 @@ def _outcome(o: Outcome) -> dict[str, Any]:
 
 
 async def get_status(api: Api, request: Request) -> Response:
+    """The node's status, with `open_disputes`: how many objects /v1/disputes lists."""
     async with api.writer.lock:
-        return json_response(api.status())
+        disputes, _ = summary.open_disputes(_reader(api))
+        return json_response({**api.status(), "open_disputes": len(disputes)})
 
 
 async def get_record(api: Api, request: Request) -> Response:
@@ -310,7 +312,8 @@ async def get_verdict(api: Api, request: Request) -> Response:
     number = jsonio.parse_container(request.path_params["id"], "id")
     now = api.clock()
     async with api.writer.lock:
-        verdict = verify_container(number, _reader(api), api.ledger.creds, api.ledger.params, now)
+        verdict = verify_container(number, _reader(api), api.ledger.creds, api.ledger.params, now,
+                                   memo=api.ledger.verify_memo)
     if any(r.code == "container.unknown" for r in verdict.reasons):
         raise RpcError(404, "not_found", f"no record creates container {number}", field="id")
     return json_response(verdict.to_json())

@@ -179,6 +179,8 @@ def document() -> dict[str, Any]:
             "record_count": {"type": "integer"}, "author_count": {"type": "integer"},
             "state_root": ID, "connected_peers": {"type": "array", "items": DID},
             "sync_lag": {"type": ["integer", "null"]}, "pending": {"type": "integer"},
+            "open_disputes": {"type": "integer", "minimum": 0,
+                              "description": "objects disputed now, as /v1/disputes lists"},
             "version": {"type": "string"}}),
         "Token": _obj({
             "token": ID, "status": {"enum": ["active", "packed", "in transit", "held", "seized",
