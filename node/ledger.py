@@ -25,17 +25,19 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, OrderedDict, deque
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from crypto import hashing, merkle
 from crypto.credentials import CredentialSet, Delegation
 from crypto.errors import VerificationError
 from crypto.keys import SigningKey
-from node import derived, rules
+from node import derived, rules, sigcheck
 from node import facts as F
+from node.batch_view import BatchView
 from node.errors import StorageError
+from node.item_memo import ItemMemo
+from node.outcome import AppendError, Outcome
 from node.pending import Pending
 from node.store import Store, WriteSet, u64
 from protocol import codec
@@ -50,24 +52,6 @@ log = logging.getLogger("sealchain.ledger")
 _CREDENTIAL_TYPES = ("credential.issue", "credential.delegate", "credential.revoke")
 _TYPE_INDEXED = frozenset({*_CREDENTIAL_TYPES, "alert", "customs.declaration"})
 _UNAUTHORISED = "unauthorised."  # meta: an author's first record written without the right
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What became of one submitted record."""
-
-    status: str  # stored | duplicate | pending | rejected | fork
-    id: bytes | None = None
-    reason: str | None = None
-    penalty: int = 0
-
-
-class AppendError(Error):
-    """The node could not append to its own feed; `outcome` says why."""
-
-    def __init__(self, outcome: Outcome) -> None:
-        super().__init__(outcome.reason or outcome.status)
-        self.outcome = outcome
 
 
 class _Batch:
@@ -91,6 +75,7 @@ class _Batch:
         # author -> (its first record written without the right, the RoleError rule), or
         # None: changes to what meta `unauthorised.<author>` holds (see `Ledger._unauthorised`)
         self.standing: dict[bytes, tuple[Record, str] | None] = {}
+        self.memo = ledger.verify_memo.staged()  # item scans worked out here: `node.item_memo`
 
     def head(self, author: bytes) -> Head | None:
         h = self.heads.get(author)
@@ -149,7 +134,7 @@ class Ledger:
         self._heads: dict[bytes, Head] = {}
         self._root: tuple[int, bytes] | None = None
         self._listeners: list[Any] = []
-        self._own_ts_of: tuple[bytes, int] = (b"", 0)  # (our head id, its ts)
+        self._ts_of: dict[bytes, tuple[bytes, int]] = {}  # author -> (head id, its ts)
         net = store.meta("network")
         if net is None:
             ws = WriteSet()
@@ -166,6 +151,7 @@ class Ledger:
         self._facts_cache.clear()
         self._facts_weight.clear()
         self._facts_cache_load = 0
+        self.verify_memo = ItemMemo()  # what container verification keeps between calls
         self.creds = CredentialSet(self.genesis.authorities)
         for t in _CREDENTIAL_TYPES:
             for rid in self.store.by_type(t):
@@ -239,19 +225,32 @@ class Ledger:
     # -- writes --------------------------------------------------------------------------
 
     def submit(self, wires: Sequence[bytes], now: int) -> list[Outcome]:
-        """Decode, verify (one signature per record) and ingest records from a peer or client."""
-        records: list[Record] = []
+        """Decode, verify (one signature per record, on every core: `node.sigcheck`) and
+        ingest records from a peer or client. Nothing is placed before its signature holds."""
+        decoded: list[tuple[int, Record]] = []
         early: dict[int, Outcome] = {}
         for i, w in enumerate(wires):
             try:
-                records.append(Record.from_bytes(w))
-            except (RemoteProtocolError, VerificationError) as exc:
-                # Counted and logged like every other rejection (`_reject`); nothing stored.
-                rule = getattr(exc, "rule", type(exc).__name__)
-                early[i] = self._reject(str(rule), str(exc), getattr(exc, "penalty", 10),
-                                        type_name="unknown")  # not decoded: no type
-        outcomes = iter(self._ingest(records, now))
+                decoded.append((i, Record.from_bytes(w, verify=False)))
+            except RemoteProtocolError as exc:
+                early[i] = self._refuse(exc)
+
+        def authentic() -> Iterator[Record]:
+            for (i, _), (r, bad) in zip(decoded, sigcheck.checked([r for _, r in decoded]),
+                                        strict=True):
+                if bad is None:
+                    yield r
+                else:
+                    early[i] = self._refuse(bad)
+
+        outcomes = iter(self._ingest(authentic(), now))
         return [early[i] if i in early else next(outcomes) for i in range(len(wires))]
+
+    def _refuse(self, exc: RemoteProtocolError | VerificationError) -> Outcome:
+        # Counted and logged like every other rejection (`_reject`); nothing stored.
+        rule = getattr(exc, "rule", type(exc).__name__)
+        return self._reject(str(rule), str(exc), getattr(exc, "penalty", 10),
+                            type_name="unknown")  # not decoded, or not authentic: no type
 
     def submit_run(self, records: Sequence[Record], now: int) -> list[Outcome]:
         """Ingest records already authenticated (`feed.verify_range` by the sync machine)."""
@@ -300,14 +299,18 @@ class Ledger:
         if self.own is None:
             return 0
         head = self.head(self.own.public.raw)
-        if head is None:
-            return 0
-        if self._own_ts_of[0] != head.id:  # read the head record once per head, not per call
-            r = self.record(head.id)
-            self._own_ts_of = (head.id, r.ts if r else 0)
-        return self._own_ts_of[1]
+        return 0 if head is None else self._head_ts(self.own.public.raw, head, None)
 
-    def _ingest(self, records: Sequence[Record], now: int) -> list[Outcome]:
+    def _head_ts(self, author: bytes, head: Head, b: _Batch | None) -> int:
+        """The timestamp of `author`'s head record: remembered per author, read at most once."""
+        known = self._ts_of.get(author)
+        if known is not None and known[0] == head.id:
+            return known[1]
+        r = (b.records.get(head.id) if b is not None else None) or self.record(head.id)
+        self._ts_of[author] = (head.id, r.ts if r is not None else 0)  # the id fixes the ts
+        return self._ts_of[author][1]
+
+    def _ingest(self, records: Iterable[Record], now: int) -> list[Outcome]:
         batch = _Batch(self)
         queue: deque[Record] = deque()
         outcomes = []
@@ -332,11 +335,13 @@ class Ledger:
             self._load()
             raise
         self._heads.update(batch.heads)
+        batch.memo.settle()  # durable: the item scans this batch worked out hold now
         for key in batch.dirty:
             self._cache_facts(key, batch.facts[key])
         self.version += 1
         for r in batch.stored:
             self.stats[("ingested", r.type)] += 1
+            self._ts_of[r.author] = (r.id, r.ts)  # in feed order: the last one is the head
         for cb in self._listeners:
             cb(batch.stored, batch.alerts)
 
@@ -409,9 +414,8 @@ class Ledger:
             self._unauthorised(r, exc.rule, b)
             return self._reject(exc.rule, str(exc), exc.penalty, type_name=r.type)
         if head is not None:  # time never goes backwards within a feed
-            prior = b.records.get(head.id) or self.record(head.id)
             try:
-                check_time(r, prior.ts if prior is not None else 0)
+                check_time(r, self._head_ts(r.author, head, b))
             except FeedError as exc:
                 return self._reject("feed.time", str(exc), exc.penalty, type_name=r.type)
         self._store(r, b, queue)
@@ -687,12 +691,11 @@ class Ledger:
             if k not in called:
                 self._retract(k, b, now)
 
-
     def _derived_alerts(self, b: _Batch, now: int, cursor: int, fresh: set[bytes],
                         called: set[bytes]) -> int:
         """Container findings across objects (`node.derived`), for the containers the batch
         may have changed: new ones logged, those no longer called for withdrawn."""
-        view = _View(self, b)
+        view = BatchView(self, b)
 
         def before(key: bytes) -> F.Facts:
             f = self._facts_cache.get(key)
@@ -712,7 +715,7 @@ class Ledger:
             name = derived.META + number
             was: dict[str, list[bytes]] = self.store.meta(name) or {}
             found = derived.container_intents(number, view, self.creds, self.params,
-                                              items=items)
+                                              items=items, memo=b.memo)
             keys = {**was, **{p: [i.key for i in v] for p, v in found.items()}}
             keys = {p: v for p, v in sorted(keys.items()) if v}
             if keys != was:
@@ -773,28 +776,3 @@ class Ledger:
             b.ws.put(b"A" + u64(cur), codec.encode_local(entry))
             self.stats[("alert_retracted", entry["rule"])] += 1
             log.warning("alert retracted rule=%s: no longer called for", entry["rule"])
-
-
-class _View:
-    """A `node.verify.Reader` over the store with a batch's changes on top (read only)."""
-
-    def __init__(self, ledger: Ledger, b: _Batch) -> None:
-        self.ledger, self.b = ledger, b
-
-    def facts(self, key: bytes) -> F.Facts:
-        f = self.b.facts.get(key)
-        if f is None:
-            f = self.ledger._facts_cache.get(key)
-        if f is None:
-            raw = self.ledger.store.facts_raw(key)
-            f = F.decode_facts(raw) if raw is not None else {}
-        return f
-
-    def record(self, rid: bytes) -> Record | None:
-        return self.b.records.get(rid) or self.ledger.record(rid)
-
-    def record_ids(self, key: bytes) -> list[bytes]:
-        ids = set(self.ledger.store.object_records(key)) | set(self.b.object_ids.get(key, ()))
-        return [rid for rid in sorted(ids)
-                if (r := self.record(rid)) is not None and not self.ledger.excluded(r)]
-
