@@ -30,6 +30,7 @@ from typing import Final
 
 from crypto.credentials import CredentialSet
 from node import facts as F
+from node.item_memo import Memo
 from node.rules import Intent
 from node.verify import Level, Reader, Reason, verify_container
 from protocol.envelope import Record
@@ -55,12 +56,20 @@ META: Final = "derived."  # meta name prefix: the keys of a container's live fin
 
 
 def container_intents(number: str, reader: Reader, creds: CredentialSet, params: Params,
-                      *, items: bool = True) -> dict[str, list[Intent]]:
+                      *, items: bool = True, memo: Memo | None = None
+                      ) -> dict[str, list[Intent]]:
     """The derived alerts container `number` calls for, by part (`PARTS`), each sorted by
-    key. Pure. With `items=False` only the container's own part ("c") is worked out."""
+    key. Pure. With `items=False` only the container's own part ("c") is worked out.
+
+    With `items=True` the container's per-item findings may have changed: `memo`
+    forgets what it kept of them, and keeps what is worked out now (`node.item_memo`).
+    """
     out: dict[str, dict[bytes, Intent]] = {"c": {}, "i": {}} if items else {"c": {}}
+    if items and memo is not None:
+        memo.forget(number)
     if reader.facts(F.container_key(number)).get("create"):
-        verdict = verify_container(number, reader, creds, params, None, items=items)
+        verdict = verify_container(number, reader, creds, params, None, items=items,
+                                   memo=memo)
         for reason in verdict.reasons:
             rule = CODES.get(reason.code)
             if rule is None or reason.level is Level.GREEN or not reason.evidence:

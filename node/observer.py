@@ -172,7 +172,8 @@ class Observer:
         now = self.clock()
         async with self.lock:
             verdict = verify_container(number, summary.reader_of(self.ledger, now),
-                                       self.ledger.creds, self.ledger.params, now)
+                                       self.ledger.creds, self.ledger.params, now,
+                                       memo=self.ledger.verify_memo)
         before = self.verdicts.get(number)
         self.verdicts[number] = verdict
         if before is None or before.level != verdict.level:

@@ -27,12 +27,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from crypto import merkle
 from crypto.credentials import CredentialSet
 from node import custody
 from node import facts as F
+from node.item_memo import ItemScan, ManifestCheck, Memo
 from protocol.envelope import Record
 from protocol.genesis import Params
 
@@ -86,6 +87,7 @@ class _Ctx:
     creds: CredentialSet
     params: Params
     now: int | None
+    memo: Memo | None = None
     reasons: list[Reason] = field(default_factory=list)
     _records: dict[bytes, Record | None] = field(default_factory=dict)
 
@@ -104,15 +106,19 @@ class _Ctx:
 
 def verify_container(number: str, reader: Reader, creds: CredentialSet, params: Params,
                      now: int | None, progress: Callable[[int], None] | None = None,
-                     *, items: bool = True) -> Verdict:
+                     *, items: bool = True, memo: Memo | None = None) -> Verdict:
     """The verdict on container `number` at `now`.
 
     With `now=None` the checks that need the clock (an item's expiry, the
     creator's credential in force today) are skipped: what is left is a pure
     function of the record set, as the ledger's derived alerts need (`node.derived`).
     With `items=False` the manifest and per-item checks (steps 2 and 3) are skipped.
+
+    `memo` keeps what steps 2 and 3 found that the clock does not change, for the
+    next call (`node.item_memo`); the verdict is the same with it or without it, as
+    long as its owner forgets what later records may change (`Ledger.verify_memo`).
     """
-    ctx = _Ctx(reader, creds, params, now)
+    ctx = _Ctx(reader, creds, params, now, memo)
     cf = reader.facts(F.container_key(number))
     creates = sorted(cf.get("create", ()))
     if not creates:
@@ -128,9 +134,9 @@ def verify_container(number: str, reader: Reader, creds: CredentialSet, params: 
     destination, markets_ref = _shipment(ctx, cf)
     judged = custody.judge(cf)  # packs, seals and unpacks by the container's holders only
     _custody_actions(ctx, judged)
-    root, listed, packer = _manifest(ctx, judged) if items else (None, [], None)
-    brands = _items(ctx, number, cf, root, listed, packer, destination, progress) \
-        if listed else ()
+    root, listed = _manifest(ctx, judged) if items else (None, None)
+    brands = _items(ctx, number, cf, listed, destination, progress) \
+        if listed is not None and listed.count else ()
     _seal(ctx, cf, judged)
     _custody(ctx, cf, create_id, creator)
     _weight(ctx, cf, judged)
@@ -140,7 +146,8 @@ def verify_container(number: str, reader: Reader, creds: CredentialSet, params: 
                 f"temperature {value / 1000:.1f} °C outside the allowed range", [rid],
                 alert="temperature_excursion")
     level = max((r.level for r in ctx.reasons), default=Level.GREEN)
-    return Verdict(number, level, tuple(ctx.reasons), len(listed), root, destination, brands)
+    return Verdict(number, level, tuple(ctx.reasons), listed.count if listed else 0, root,
+                   destination, brands)
 
 
 def _shipment(ctx: _Ctx, cf: F.Facts) -> tuple[str | None, Record | None]:
@@ -168,12 +175,37 @@ def _custody_actions(ctx: _Ctx, judged: custody.Judged) -> None:
                 alert="manifest_conflict")
 
 
-def _manifest(ctx: _Ctx, judged: custody.Judged
-              ) -> tuple[bytes | None, list[bytes], bytes | None]:
+@dataclass(slots=True)
+class _Listed:
+    """The manifest in force: its root, chunk records, item count and packer."""
+
+    root: bytes
+    chunks: tuple[bytes, ...]  # chunk record ids, in chunk order
+    count: int  # items over all chunks
+    packer: bytes | None
+    items: list[bytes] | None = None  # read on demand (`load`)
+
+    def load(self, ctx: _Ctx) -> list[bytes]:
+        if self.items is None:
+            items: list[bytes] = []
+            for rid in self.chunks:
+                r = ctx.record(rid)
+                assert r is not None  # `_manifest` read it once: records are never deleted
+                items.extend(r.body.items)
+            self.items = items
+        return self.items
+
+
+def _manifest(ctx: _Ctx, judged: custody.Judged) -> tuple[bytes | None, _Listed | None]:
+    """The latest manifest's root, and its listing when every chunk is here (else None).
+
+    What the chunks add up to (item count, Merkle root, authors) is a function of the
+    chunk records alone, so it is worked out once per (root, chunks) (`ctx.memo`).
+    """
     packs = sorted(judged.packs, key=lambda p: (p[7], p[5]))  # by ts, id
     if not packs:
         ctx.add(Level.AMBER, "manifest.none", "nothing was packed into the container")
-        return None, [], None
+        return None, None
     unpacks = list(judged.unpacks)
     root = packs[-1][0]
     chunks = {p[1]: p for p in packs if p[0] == root}
@@ -186,27 +218,34 @@ def _manifest(ctx: _Ctx, judged: custody.Judged
         ctx.add(Level.RED, "manifest.incomplete",
                 f"{len(missing)} of {n_chunks} manifest chunks are missing",
                 [p[5] for p in chunks.values()])
-        return root, [], None
-    items: list[bytes] = []
-    packers = set()
-    for c in range(n_chunks):
-        r = ctx.record(chunks[c][5])
-        if r is None:
-            ctx.add(Level.RED, "manifest.missing_record", f"chunk {c} record is missing")
-            return root, [], None
-        items.extend(r.body.items)
-        packers.add(r.author)
+        return root, None
+    chunk_ids = tuple(chunks[c][5] for c in range(n_chunks))
+    check = ctx.memo.manifest(root, chunk_ids) if ctx.memo is not None else None
+    items: list[bytes] | None = None
+    if check is None:
+        items = []
+        packers = set()
+        for c in range(n_chunks):
+            r = ctx.record(chunk_ids[c])
+            if r is None:
+                ctx.add(Level.RED, "manifest.missing_record", f"chunk {c} record is missing")
+                return root, None
+            items.extend(r.body.items)
+            packers.add(r.author)
+        check = ManifestCheck(len(items), merkle.root(items) == root, frozenset(packers))
+        if ctx.memo is not None:
+            ctx.memo.keep_manifest(root, chunk_ids, check)
     ids = [p[5] for p in chunks.values()]
-    if len(items) != count or merkle.root(items) != root:
+    if check.count != count or not check.root_ok:
         ctx.add(Level.RED, "manifest.root", "the manifest does not match its Merkle root", ids,
                 alert="manifest_mismatch")
-    if len(packers) != 1:
+    if len(check.packers) != 1:
         ctx.add(Level.RED, "manifest.packers", "the manifest chunks have different authors", ids)
-    packer = min(packers)
+    packer = min(check.packers)
     if not ctx.standing_ok(packer, chunks[0][7]):
         ctx.add(Level.RED, "author.unauthorised", "the packer had no credential in force", ids,
                 alert="unauthorised_author")
-    return root, items, packer
+    return root, _Listed(root, chunk_ids, check.count, packer, items)
 
 
 def item_mints(number: str, reader: Reader) -> tuple[bytes | None, list[tuple[int, bytes]]]:
@@ -247,7 +286,7 @@ class _MintChecks:
     """What one mint record says about every item it minted."""
 
     lot_recalls: tuple[bytes, ...]  # recall ids of the lot
-    expired: bool
+    expiry: int | None
     diverted: bool  # the destination is not among the mint's markets
 
 
@@ -349,19 +388,62 @@ def _names_unseen_root(ctx: _Ctx, tf: F.Facts) -> bool:
     return any(ctx.record(r) is None for r in sorted(roots))
 
 
-def _items(ctx: _Ctx, number: str, cf: F.Facts, root: bytes | None, items: list[bytes],
-           packer: bytes | None, destination: str | None,
+# The per-item findings, in the order a verdict lists them: (level, words, alert rule).
+_ITEM_RULES: Final = {
+    "item.not_minted": (Level.RED, "items not minted by any trademark owner (counterfeit)",
+                        "item_not_minted"),
+    "item.mint_unseen": (Level.RED, "items whose custody names a mint record not held here"
+                         " (the log is incomplete: wait for sync)", None),
+    "item.cloned": (Level.RED, "items whose GTIN + serial was minted twice", "cloned_serial"),
+    "item.two_containers": (Level.RED, "items packed in another container too",
+                            "cloned_serial"),
+    "item.recalled": (Level.RED, "recalled items", "recalled_item"),
+    "item.expired": (Level.AMBER, "expired items", "expired_item"),
+    "item.diversion": (Level.RED, "items not authorised for sale in {destination}",
+                       "diversion"),
+    "custody.unseen": (Level.AMBER, "items whose custody hand-overs have not all reached"
+                       " us (the log is incomplete: wait for sync)", None),
+    "custody.packer_not_holder": (Level.RED, "items the packer did not hold when packing",
+                                  "custody_break"),
+}
+_EVIDENCE: Final = 64  # evidence ids a finding names at most
+
+
+def _items(ctx: _Ctx, number: str, cf: F.Facts, listed: _Listed, destination: str | None,
            progress: Callable[[int], None] | None) -> tuple[bytes, ...]:
     """Per-item checks; findings of one kind are grouped into one reason.
 
-    The checks that depend only on the mint record (lot recalled, expired,
-    diversion) are worked out once per mint record (`_MintChecks`), and flagged
-    for each item it minted in the same order as the per-item ones.
+    The clock-free part is an `ItemScan` (`_scan`), kept in `ctx.memo` for the next
+    call; what needs the clock (expiry) or records that may arrive any time without
+    changing the item's facts (the mint an unminted item's hand-overs name) is judged
+    here, at every call (`_report`).
     """
+    key = (number, listed.root, listed.chunks, listed.packer, destination,
+           tuple(sorted(u[0] for u in cf.get("unpacks", ()))))
+    scan = ctx.memo.scan(number, key) if ctx.memo is not None else None
+    if scan is None:
+        scan = _scan(ctx, number, cf, listed, destination, progress, key)
+        if ctx.memo is not None:
+            ctx.memo.keep_scan(number, scan)
+    _report(ctx, scan, destination)
+    return scan.brands
+
+
+def _scan(ctx: _Ctx, number: str, cf: F.Facts, listed: _Listed, destination: str | None,
+          progress: Callable[[int], None] | None, key: tuple[Any, ...]) -> ItemScan:
+    """Every item's clock-free checks, over its facts, its mint and its lot.
+
+    The checks that depend only on the mint record (lot recalled, expiry, diversion)
+    are worked out once per mint record (`_MintChecks`), and flagged for each item
+    it minted in the same order as the per-item ones.
+    """
+    root, items, packer = listed.root, listed.load(ctx), listed.packer
     found: dict[str, list[bytes]] = {}
     brands: set[bytes] = set()
     lots: dict[bytes, F.Facts] = {}
     by_mint: dict[bytes, _MintChecks | None] = {}
+    expiries: list[list[Any]] = []  # [mint id, expiry, items] runs
+    unminted: list[tuple[bytes, tuple[bytes, ...]]] = []
     facts, token_key = ctx.reader.facts, F.token_key
     pack_ts = {p[5]: p[7] for p in cf.get("packs", ()) if p[0] == root}  # chunk id -> ts
     unpacked = [u[0] for u in cf.get("unpacks", ())]
@@ -379,7 +461,7 @@ def _items(ctx: _Ctx, number: str, cf: F.Facts, root: bytes | None, items: list[
             lots[lot_key] = facts(lot_key)
         return _MintChecks(
             lot_recalls=tuple(r[0] for r in lots[lot_key].get("recalls", ())),
-            expired=ctx.now is not None and body.expiry is not None and body.expiry < ctx.now,
+            expiry=body.expiry,
             diverted=destination is not None and destination not in body.markets)
 
     for start in range(0, len(items), _PROGRESS_EVERY):
@@ -388,9 +470,9 @@ def _items(ctx: _Ctx, number: str, cf: F.Facts, root: bytes | None, items: list[
         for tid in items[start:start + _PROGRESS_EVERY]:
             tf = facts(token_key(tid))
             mints = tf.get("mint")
-            if not mints:
-                code = "item.mint_unseen" if _names_unseen_root(ctx, tf) else "item.not_minted"
-                flag(code, *sorted(p[2] for p in tf.get("packs", ()) if p[0] == number)[:1])
+            if not mints:  # judged at every call (`_report`): its mint may arrive any time
+                unminted.append((tid, tuple(
+                    sorted(p[2] for p in tf.get("packs", ()) if p[0] == number)[:1])))
                 continue
             if len(mints) > 1:
                 ordered = sorted(mints)
@@ -417,8 +499,11 @@ def _items(ctx: _Ctx, number: str, cf: F.Facts, root: bytes | None, items: list[
                 flag("item.recalled", *[r[0] for r in tf["recalls"]])
             if checks.lot_recalls:
                 flag("item.recalled", *checks.lot_recalls)
-            if checks.expired:
-                flag("item.expired", mint_id)
+            if checks.expiry is not None:  # expired or not: the clock says (`_report`)
+                if expiries and expiries[-1][0] == mint_id:
+                    expiries[-1][2] += 1
+                else:
+                    expiries.append([mint_id, checks.expiry, 1])
             if checks.diverted:
                 flag("item.diversion", mint_id)
             if packer is not None:
@@ -431,29 +516,36 @@ def _items(ctx: _Ctx, number: str, cf: F.Facts, root: bytes | None, items: list[
                 holder, last_offer = _held_when_packed(ctx, tf, mint_id, brand, mine[0][0])
                 if holder != packer:
                     flag("custody.packer_not_holder", mint_id, *last_offer)
-    rules = {
-        "item.not_minted": (Level.RED, "items not minted by any trademark owner (counterfeit)",
-                            "item_not_minted"),
-        "item.mint_unseen": (Level.RED, "items whose custody names a mint record not held here"
-                             " (the log is incomplete: wait for sync)", None),
-        "item.cloned": (Level.RED, "items whose GTIN + serial was minted twice", "cloned_serial"),
-        "item.two_containers": (Level.RED, "items packed in another container too",
-                                "cloned_serial"),
-        "item.recalled": (Level.RED, "recalled items", "recalled_item"),
-        "item.expired": (Level.AMBER, "expired items", "expired_item"),
-        "item.diversion": (Level.RED, f"items not authorised for sale in {destination}",
-                           "diversion"),
-        "custody.unseen": (Level.AMBER, "items whose custody hand-overs have not all reached"
-                           " us (the log is incomplete: wait for sync)", None),
-        "custody.packer_not_holder": (Level.RED, "items the packer did not hold when packing",
-                                      "custody_break"),
-    }
-    for code, evidence in found.items():
-        if not evidence and code == "item.two_containers":
-            continue  # every other packing was unpacked in between
-        level, what, alert = rules[code]
-        ctx.add(level, code, what, evidence[:64], alert=alert)
-    return tuple(sorted(brands))
+    return ItemScan(
+        key=key,
+        found=tuple((code, tuple(evidence[:_EVIDENCE])) for code, evidence in found.items()),
+        expiries=tuple((m, e, n) for m, e, n in expiries),
+        unminted=tuple(unminted),
+        brands=tuple(sorted(brands)))
+
+
+def _report(ctx: _Ctx, scan: ItemScan, destination: str | None) -> None:
+    """The reasons an item scan gives at `ctx.now`, in `_ITEM_RULES` order."""
+    found = {code: list(evidence) for code, evidence in scan.found}
+    for tid, evidence in scan.unminted:
+        tf = ctx.reader.facts(F.token_key(tid))
+        code = "item.mint_unseen" if _names_unseen_root(ctx, tf) else "item.not_minted"
+        found.setdefault(code, []).extend(evidence)
+    if ctx.now is not None:
+        expired: list[bytes] = []
+        for mint_id, expiry, n in scan.expiries:
+            if expiry < ctx.now:
+                expired.extend([mint_id] * min(n, _EVIDENCE - len(expired)))
+                if len(expired) >= _EVIDENCE:
+                    break
+        if expired:
+            found["item.expired"] = expired
+    for code, (level, what, alert) in _ITEM_RULES.items():
+        ids = found.get(code)
+        if ids is None or (not ids and code == "item.two_containers"):
+            continue  # (no evidence of another packing: every one was unpacked in between)
+        ctx.add(level, code, what.format(destination=destination), ids[:_EVIDENCE],
+                alert=alert)
 
 
 def _seal(ctx: _Ctx, cf: F.Facts, judged: custody.Judged) -> None:
