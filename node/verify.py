@@ -20,6 +20,11 @@ computes the same verdict. It checks, in order:
 The verdict is RED (inspect) if any check fails hard, AMBER (documentary
 check) for softer findings, GREEN (fast track) otherwise; every reason names
 its evidence record ids.
+
+Steps 2 and 3 cost O(items). What they find without the clock can be kept
+between calls (`memo`, `node.item_memo`): then a call judges only what needs the
+clock (expiry) or may change with no fact of the items changing (whether an
+unminted item's mint has reached us), and the container-level checks.
 """
 
 from __future__ import annotations
@@ -185,12 +190,15 @@ class _Listed:
     packer: bytes | None
     items: list[bytes] | None = None  # read on demand (`load`)
 
-    def load(self, ctx: _Ctx) -> list[bytes]:
+    def load(self, ctx: _Ctx) -> list[bytes] | None:
+        """The items, chunk after chunk; None if a chunk record is missing (never, once
+        stored: records are not deleted)."""
         if self.items is None:
             items: list[bytes] = []
             for rid in self.chunks:
                 r = ctx.record(rid)
-                assert r is not None  # `_manifest` read it once: records are never deleted
+                if r is None:
+                    return None
                 items.extend(r.body.items)
             self.items = items
         return self.items
@@ -422,14 +430,20 @@ def _items(ctx: _Ctx, number: str, cf: F.Facts, listed: _Listed, destination: st
            tuple(sorted(u[0] for u in cf.get("unpacks", ()))))
     scan = ctx.memo.scan(number, key) if ctx.memo is not None else None
     if scan is None:
-        scan = _scan(ctx, number, cf, listed, destination, progress, key)
+        items = listed.load(ctx)
+        if items is None:
+            ctx.add(Level.RED, "manifest.missing_record", "a chunk record is missing")
+            return ()
+        scan = _scan(ctx, number, cf, listed.root, items, listed.packer, destination,
+                     progress, key)
         if ctx.memo is not None:
             ctx.memo.keep_scan(number, scan)
     _report(ctx, scan, destination)
     return scan.brands
 
 
-def _scan(ctx: _Ctx, number: str, cf: F.Facts, listed: _Listed, destination: str | None,
+def _scan(ctx: _Ctx, number: str, cf: F.Facts, root: bytes, items: list[bytes],
+          packer: bytes | None, destination: str | None,
           progress: Callable[[int], None] | None, key: tuple[Any, ...]) -> ItemScan:
     """Every item's clock-free checks, over its facts, its mint and its lot.
 
@@ -437,7 +451,6 @@ def _scan(ctx: _Ctx, number: str, cf: F.Facts, listed: _Listed, destination: str
     are worked out once per mint record (`_MintChecks`), and flagged for each item
     it minted in the same order as the per-item ones.
     """
-    root, items, packer = listed.root, listed.load(ctx), listed.packer
     found: dict[str, list[bytes]] = {}
     brands: set[bytes] = set()
     lots: dict[bytes, F.Facts] = {}
