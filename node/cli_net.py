@@ -37,6 +37,7 @@ def _wait_for_interrupt() -> None:
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGHUP, handler)  # the nodes have process groups of their own
     while not stop["now"]:
         time.sleep(0.2)
 
@@ -66,7 +67,19 @@ def cmd_testnet(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from node.demo import DemoError, follow, locked, play
+    """The demo; a signal (`node.demo.SIGNALS`) stops every node and exits 128 + its number."""
+    from node.demo import Interrupted, interruptible
+
+    try:
+        with interruptible() as guard:
+            return _demo(args, guard)
+    except Interrupted as exc:
+        print(f"sealchain demo: interrupted ({exc.name}); every node stopped", file=sys.stderr)
+        return exc.exit_code
+
+
+def _demo(args: argparse.Namespace, guard: Any) -> int:
+    from node.demo import DemoError, follow, locked, play, wait_for_interrupt
     from node.testnet import Testnet
 
     root = args.dir or Path(tempfile.mkdtemp(prefix="sealchain-demo-"))
@@ -105,13 +118,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if not args.once:
             say("\nThe network keeps running (new alerts are printed as they arrive);"
                 " Ctrl-C stops it.")
-            _wait_for_interrupt()
+            wait_for_interrupt()
     finally:
-        for f in followers.values():
-            f.stop()
-        net.stop()
-        for f in followers.values():
-            f.join(2.0)
-        if args.once and args.dir is None:
-            shutil.rmtree(root, ignore_errors=True)
+        with guard.hold():  # a signal now waits until every node is stopped
+            for f in followers.values():
+                f.stop()
+            net.stop()
+            for f in followers.values():
+                f.join(2.0)
+            if args.once and args.dir is None:
+                shutil.rmtree(root, ignore_errors=True)
     return 0 if ok else 1

@@ -7,16 +7,22 @@ Container B carries a counterfeit (an item nobody minted) and its seal is
 swapped in transit. Customs, an observer node, verifies both the moment they
 are declared and again as scans arrive: A is GREEN (fast track), B is RED
 (inspect), and the alerts reach customs and the brand.
+
+Ctrl-C (SIGINT), SIGTERM or SIGHUP at any point stops every node and exits 128 +
+the signal number (130, 143, 129), the shell's convention (`interruptible`).
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from types import FrameType
+from typing import Any, Final
 
 import httpx
 
@@ -35,6 +41,78 @@ ITEM_G = 350
 
 class DemoError(Exception):
     """The story did not come out as it should."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal stopped the demo. A KeyboardInterrupt, so that code which cleans up on
+    Ctrl-C cleans up on SIGTERM too; `exit_code` is the shell's 128 + signal number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+class Interruptible:
+    """While installed (`interruptible()`), the first of `SIGNALS` raises `Interrupted`
+    in the main thread, wherever it is; any later one is ignored, so the clean-up the first
+    one set off runs to its end. Inside `hold()` (a clean-up that must not be cut short) a
+    signal waits, and is raised when the block ends."""
+
+    def __init__(self) -> None:
+        self.fired: int | None = None
+        self._held = False
+        self._pending: int | None = None
+
+    def handler(self, signum: int, frame: FrameType | None) -> None:
+        if self.fired is not None:
+            return
+        if self._held:
+            self._pending = self._pending or signum
+            return
+        self.fired = signum
+        raise Interrupted(signum)
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        self._held = True
+        try:
+            yield
+        finally:
+            self._held = False
+        if self._pending is not None and self.fired is None:
+            self.fired = self._pending
+            raise Interrupted(self._pending)
+
+
+# Ctrl-C, a stop request, and the terminal closing: the nodes are in process groups of
+# their own (`Testnet.start`), so none of these reaches them but through the demo.
+SIGNALS: Final = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextmanager
+def interruptible() -> Iterator[Interruptible]:
+    """Install an `Interruptible` for `SIGNALS`; the previous handlers come back on exit."""
+    guard = Interruptible()
+    old = {s: signal.signal(s, guard.handler) for s in SIGNALS}
+    try:
+        yield guard
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def wait_for_interrupt() -> None:
+    """Sleep until a signal handler raises (inside `interruptible`: `Interrupted`)."""
+    while True:
+        time.sleep(3600)
 
 
 class Rpc:

@@ -205,9 +205,13 @@ class Testnet:
         log_dir = log_dir or self.root
         for m in self.members:
             log = open(log_dir / f"{m.name}.log", "ab")  # noqa: SIM115 - owned by the child
+            # Each node in its own process group: Ctrl-C at the terminal reaches only the
+            # command that started the testnet, which stops each node once (`stop`); a node
+            # signalled twice dies of the second signal mid-shutdown, its store not closed.
             m.process = subprocess.Popen(
                 [sys.executable, "-m", "node.cli", "run", "--data", str(m.data.path)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                process_group=0,
             )
         deadline = time.monotonic() + timeout
         for m in self.members:

@@ -3,8 +3,9 @@
 Six node processes (authority, brand, manufacturer, carrier, forwarder, customs)
 on 127.0.0.1; the story is played through their RPC. The command must exit 0
 (every verdict and alert as the story expects), print both verdicts and the
-alerts as they arrive, and leave no node process behind. Also the pure part of
-the demo: what counts as "as expected".
+alerts as they arrive, and leave no node process behind. Interrupted (Ctrl-C),
+it must stop every node cleanly and exit 130 (143 for SIGTERM), never 0. Also the
+pure part of the demo: what counts as "as expected".
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
-from node.demo import HONEST, TAMPERED, Outcome, alert_line
+from node.demo import HONEST, TAMPERED, Interrupted, Outcome, alert_line, interruptible
 
 TIMEOUT = 300  # ~25 s on an idle 2-core machine, ~110 s at load 10 (nodes start slowly)
 
@@ -38,6 +41,13 @@ def node_processes(root: Path) -> list[int]:
     return found
 
 
+def kill_all(pid: int, root: Path) -> None:
+    """SIGKILL the demo and the nodes it started (each in a process group of its own)."""
+    os.killpg(pid, signal.SIGKILL)
+    for node in node_processes(root):
+        os.kill(node, signal.SIGKILL)
+
+
 @pytest.mark.slow
 def test_demo_once_plays_the_story_and_exits_zero(tmp_path: Path) -> None:
     root = tmp_path / "demo"
@@ -47,7 +57,7 @@ def test_demo_once_plays_the_story_and_exits_zero(tmp_path: Path) -> None:
     try:
         out, _ = proc.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # the demo and the nodes it started
+        kill_all(proc.pid, root)
         out, _ = proc.communicate()
         pytest.fail("demo --once did not finish in time:\n" + out.decode(errors="replace"))
     text = out.decode(errors="replace")
@@ -63,6 +73,70 @@ def test_demo_once_plays_the_story_and_exits_zero(tmp_path: Path) -> None:
     assert not any(HONEST in line for line in live), text
     assert "sealchain alerts --follow" in text
     assert node_processes(root) == []
+
+
+@pytest.mark.slow
+async def test_demo_interrupted_by_ctrl_c_stops_every_node_and_exits_130(tmp_path: Path) -> None:
+    root = tmp_path / "demo"
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "node.cli", "demo", "--dir", str(root)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    assert proc.stdout is not None
+    text = ""
+    try:
+        with trio.fail_after(TIMEOUT):  # ~25 s on an idle 2-core machine, as --once
+            while "Ctrl-C stops it." not in text:  # the story is over, the network runs on
+                chunk = await proc.stdout.receive_some()
+                assert chunk, f"the demo exited early ({await proc.wait()}):\n{text}"
+                text += chunk.decode(errors="replace")
+            os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the foreground group
+            while chunk := await proc.stdout.receive_some():
+                text += chunk.decode(errors="replace")
+            code = await proc.wait()
+    finally:
+        if proc.returncode is None:
+            kill_all(proc.pid, root)
+            await proc.wait()
+    assert code == 130, text
+    assert "interrupted (SIGINT)" in text, text
+    assert node_processes(root) == []
+    logs = sorted(root.glob("*.log"))
+    assert len(logs) == 6
+    for log in logs:  # each node shut down in order, none was killed
+        assert "event=node.stopped" in log.read_text(errors="replace"), log.name
+
+
+def signal_me(signum: int, then_sleep: float) -> None:
+    os.kill(os.getpid(), signum)
+    time.sleep(then_sleep)  # a raising handler cuts this short
+
+
+def clean_up(guard: Any, steps: list[str]) -> None:
+    with guard.hold():
+        signal_me(signal.SIGINT, 0.05)
+        steps.append("nodes stopped")
+    steps.append("after the clean-up")
+
+
+def test_the_first_signal_interrupts_later_ones_wait_for_the_clean_up() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    steps: list[str] = []
+    with interruptible() as guard:
+        with pytest.raises(Interrupted) as caught:
+            signal_me(signal.SIGTERM, 5)
+        assert caught.value.exit_code == 143
+        assert caught.value.name == "SIGTERM"
+        clean_up(guard, steps)  # after the first signal: the second is ignored
+    assert steps == ["nodes stopped", "after the clean-up"]
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_signal_during_the_clean_up_is_raised_after_it() -> None:
+    steps: list[str] = []
+    with interruptible() as guard, pytest.raises(Interrupted) as caught:
+        clean_up(guard, steps)
+    assert steps == ["nodes stopped"]
+    assert caught.value.exit_code == 130
 
 
 def alert(rule: str, subject: str, kind: str = "container") -> dict[str, Any]:
