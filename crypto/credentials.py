@@ -72,6 +72,9 @@ class Delegation:
         return self.containers is None or (container is not None and container in self.containers)
 
 
+_AUTHORITY_ROLES = frozenset({"authority"})
+
+
 @dataclass(frozen=True, slots=True)
 class Authority:
     """What `status()` returns: the standing and, when valid, the rights behind it."""
@@ -88,8 +91,11 @@ class Authority:
     def roles(self) -> frozenset[str]:
         """The roles in force; `authority` comes from the genesis only, never from a grant."""
         if self.standing is Standing.AUTHORITY:
-            return frozenset({"authority"})
-        return self.grant.roles - {"authority"} if self.grant is not None else frozenset()
+            return _AUTHORITY_ROLES
+        if self.grant is None:
+            return frozenset()
+        roles = self.grant.roles
+        return roles - _AUTHORITY_ROLES if "authority" in roles else roles
 
 
 class CredentialSet:
@@ -101,6 +107,12 @@ class CredentialSet:
         self._delegations: dict[bytes, dict[bytes, Delegation]] = defaultdict(dict)
         self._by_id: dict[bytes, Grant | Delegation] = {}
         self._revocations: dict[bytes, dict[bytes, int]] = defaultdict(dict)  # target -> revoker -> effective
+        # key -> (from, until, its grant's Authority): `grant_status` of a key with one
+        # grant, for any time in [from, until). Cleared by every statement added.
+        self._in_force: dict[bytes, tuple[int, int, Authority]] = {}
+        # (key, record type) -> the same for a key with no grant and one delegation,
+        # which restricts no containers: what `status` answers through it.
+        self._delegated: dict[tuple[bytes, str | None], tuple[int, int, Authority]] = {}
 
     # -- statements ------------------------------------------------------------
 
@@ -110,17 +122,24 @@ class CredentialSet:
             return False
         self._grants[grant.subject][grant.id] = grant
         self._by_id[grant.id] = grant
+        self._forget()
         return True
 
     def add_delegation(self, delegation: Delegation) -> None:
         self._delegations[delegation.delegate][delegation.id] = delegation
         self._by_id[delegation.id] = delegation
+        self._forget()
 
     def add_revocation(self, target: bytes, revoker: bytes, effective: int) -> None:
         # A revoker may state several times: the earliest stands, whatever the order.
         by = self._revocations[target]
         earlier = by.get(revoker)
         by[revoker] = effective if earlier is None else min(earlier, effective)
+        self._forget()
+
+    def _forget(self) -> None:
+        self._in_force.clear()
+        self._delegated.clear()
 
     def get(self, statement_id: bytes) -> Grant | Delegation | None:
         return self._by_id.get(statement_id)
@@ -150,6 +169,9 @@ class CredentialSet:
 
     def grant_status(self, key: bytes, at: int) -> Authority:
         """The standing of `key`'s own credential at time `at` (ms)."""
+        known = self._in_force.get(key)
+        if known is not None and known[0] <= at < known[1]:
+            return known[2]
         if key in self.authorities:
             return Authority(Standing.AUTHORITY)
         grants = self._grants.get(key)
@@ -162,7 +184,12 @@ class CredentialSet:
         for gid in sorted(grants):
             standing = self._window(grants[gid], at)
             if standing is Standing.VALID:
-                return Authority(Standing.VALID, grant=grants[gid])
+                auth = Authority(Standing.VALID, grant=grants[gid])
+                if len(grants) == 1:  # then the answer is the same all through its window
+                    g, revoked = grants[gid], self.revoked_at(gid)
+                    until = g.valid_until if revoked is None else min(g.valid_until, revoked)
+                    self._in_force[key] = (g.valid_from, until, auth)
+                return auth
             worst = _worse(worst, standing)
         return Authority(worst)
 
@@ -174,12 +201,16 @@ class CredentialSet:
         delegator's own grant is in force at `at`, and (when `record_type` is
         given) it allows that type (for `container`, if it restricts containers).
         """
+        known = self._delegated.get((key, record_type))
+        if known is not None and known[0] <= at < known[1]:
+            return known[2]
         own = self.grant_status(key, at)
         if own.ok:
             return own
         worst = own.standing
-        for did in sorted(self._delegations.get(key, {})):
-            d = self._delegations[key][did]
+        delegations = self._delegations.get(key, {})
+        for did in sorted(delegations):
+            d = delegations[did]
             standing = self._window(d, at)
             if standing is Standing.VALID:
                 parent = self.grant_status(d.delegator, at)
@@ -188,9 +219,26 @@ class CredentialSet:
                 elif record_type is not None and not d.allows(record_type, container):
                     continue
                 else:
-                    return Authority(Standing.DELEGATED, grant=parent.grant, delegation=d)
+                    auth = Authority(Standing.DELEGATED, grant=parent.grant, delegation=d)
+                    self._remember_delegated(key, record_type, d, auth)
+                    return auth
             worst = _worse(worst, standing)
         return Authority(worst)
+
+
+    def _remember_delegated(self, key: bytes, record_type: str | None, d: Delegation,
+                            auth: Authority) -> None:
+        """Keep `auth` for the times it holds, when that is one interval: the key has no
+        grant and only `d`, which restricts no containers, and the delegator one grant."""
+        if key in self._grants or len(self._delegations[key]) != 1 or d.containers is not None:
+            return
+        parent = self._in_force.get(d.delegator)  # just set by `grant_status`, if one grant
+        if parent is None:
+            return
+        revoked = self.revoked_at(d.id)
+        until = d.valid_until if revoked is None else min(d.valid_until, revoked)
+        self._delegated[(key, record_type)] = (
+            max(d.valid_from, parent[0]), min(until, parent[1]), auth)
 
 
 _RANK = {

@@ -357,7 +357,10 @@ def _statements(draw: st.DrawFn) -> list[tuple[str, Any]]:
 
 
 def _build(statements: list[tuple[str, Any]]) -> CredentialSet:
-    cs = CredentialSet([AUTH, AUTH_2])
+    return _build_into(CredentialSet([AUTH, AUTH_2]), statements)
+
+
+def _build_into(cs: CredentialSet, statements: list[tuple[str, Any]]) -> CredentialSet:
     for kind, s in statements:
         if kind == "revoke":
             cs.add_revocation(*s)
@@ -386,6 +389,39 @@ def test_status_does_not_depend_on_the_order_of_statements(
     assert _answers(_build(shuffled)) == expected
     # Adding a statement twice changes nothing either.
     assert _answers(_build(statements + shuffled)) == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(_statements(), st.randoms(use_true_random=False))
+def test_remembered_answers_are_the_computed_ones(
+    statements: list[tuple[str, Any]], rnd: Any,
+) -> None:
+    """`status` remembers answers per key for the interval they hold: statements added
+    later, and queries at any time in any order, get what a fresh computation gives."""
+    warm, cold = CredentialSet([AUTH, AUTH_2]), CredentialSet([AUTH, AUTH_2])
+    queries = [(k, t, rt, c) for k in KEYS for t in TIMES for rt in QUERY_TYPES
+               for c in QUERY_CONTAINERS]
+    for i in range(len(statements)):
+        for cs in (warm, cold):
+            _build_into(cs, statements[i : i + 1])
+        rnd.shuffle(queries)
+        for q in queries:
+            cold._forget()  # nothing remembered: computed from the statements
+            assert warm.status(*q) == cold.status(*q), q
+
+
+def test_a_remembered_delegation_holds_only_while_both_windows_do() -> None:
+    """The delegation outlives its delegator's grant on both sides: an answer remembered
+    in the middle must not carry over to the times the grant is not in force."""
+    d = delegation(start=T0, end=T0 + 6 * DAY)
+    cs = creds(grant(BRAND, start=T0 + 2 * DAY, end=T0 + 4 * DAY), d)
+    assert standing(cs, DEVICE, T0 + 3 * DAY, "scan") is Standing.DELEGATED
+    assert standing(cs, DEVICE, T0 + DAY, "scan") is Standing.NOT_YET_VALID
+    assert standing(cs, DEVICE, T0 + 4 * DAY, "scan") is Standing.EXPIRED
+    assert standing(cs, DEVICE, T0 + 2 * DAY, "scan") is Standing.DELEGATED
+    cs.add_revocation(d.id, BRAND, T0 + 3 * DAY)  # a new statement: nothing stale is kept
+    assert standing(cs, DEVICE, T0 + 3 * DAY, "scan") is Standing.REVOKED
+    assert standing(cs, DEVICE, T0 + 3 * DAY - 1, "scan") is Standing.DELEGATED
 
 
 @pytest.mark.parametrize("order", [0, 1])
