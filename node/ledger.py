@@ -75,6 +75,7 @@ class _Batch:
         # author -> (its first record written without the right, the RoleError rule), or
         # None: changes to what meta `unauthorised.<author>` holds (see `Ledger._unauthorised`)
         self.standing: dict[bytes, tuple[Record, str] | None] = {}
+        self.rules_changed: set[str] = set()  # rules of alerts withdrawn or again in force
         self.memo = ledger.verify_memo.staged()  # item scans worked out here: `node.item_memo`
 
     def head(self, author: bytes) -> Head | None:
@@ -124,6 +125,7 @@ class Ledger:
         self.stats: Counter[tuple[str, str]] = Counter()
         self.rejections: Counter[tuple[str, str]] = Counter()  # (record type, rule)
         self.version = 0
+        self.disputes_version = 0  # goes up whenever the live alerts of a dispute rule change
         self._facts_cache: OrderedDict[bytes, F.Facts] = OrderedDict()
         self._facts_cache_size = facts_cache
         # Bounded by size too: a busy container's facts hold hundreds of tuples (scans,
@@ -339,6 +341,8 @@ class Ledger:
         for key in batch.dirty:
             self._cache_facts(key, batch.facts[key])
         self.version += 1
+        if (batch.rules_changed | {e["rule"] for e in batch.alerts}) & rules.DISPUTE_RULES:
+            self.disputes_version += 1
         for r in batch.stored:
             self.stats[("ingested", r.type)] += 1
             self._ts_of[r.author] = (r.id, r.ts)  # in feed order: the last one is the head
@@ -627,6 +631,7 @@ class Ledger:
             self.store.write(ws)
         if fresh:
             self.stats[("alert_received", str(entry.get("rule")))] += 1
+            self.disputes_version += entry.get("rule") in rules.DISPUTE_RULES
             for cb in self._listeners:
                 cb([], [entry])
         return fresh
@@ -746,6 +751,7 @@ class Ledger:
             [(_, entry)] = self.store.alerts(since=cur - 1, limit=1)
             if entry.pop("retracted", None) is not None:
                 b.ws.put(b"A" + u64(cur), codec.encode_local(entry))
+                b.rules_changed.add(entry["rule"])
             return cursor
         fresh.add(k)
         cursor += 1
@@ -774,5 +780,6 @@ class Ledger:
         if "retracted" not in entry:
             entry["retracted"] = now
             b.ws.put(b"A" + u64(cur), codec.encode_local(entry))
+            b.rules_changed.add(entry["rule"])
             self.stats[("alert_retracted", entry["rule"])] += 1
             log.warning("alert retracted rule=%s: no longer called for", entry["rule"])

@@ -33,6 +33,11 @@ from node.custody import Judged, judge
 from node.facts import Facts, key_ref
 from protocol.bodies import ObjectRef, alert_key
 
+# The alert rules that mark their subject disputed: conflicting records about one object
+# (this module, `node.derived`, the customs observer's `cloned_container`), a fork of a feed.
+DISPUTE_RULES: Final = frozenset({"double_handover", "custody_break", "manifest_conflict",
+                                  "cloned_serial", "cloned_container", "feed_fork"})
+
 
 @dataclass(frozen=True, slots=True)
 class Intent:

@@ -29,6 +29,7 @@ from crypto.didkey import did_from_public
 from crypto.errors import Error
 from node import custody as C
 from node import facts as F
+from node.rules import DISPUTE_RULES
 from protocol.bodies import MANIFEST_CHUNK, token_id
 from protocol.envelope import Record
 
@@ -678,11 +679,6 @@ def shipment_view(reader: Reader, sid: str) -> dict[str, Any]:
 
 
 # -- open disputes ---------------------------------------------------------------------
-
-# The alert rules that mark their subject disputed: conflicting records about one object
-# (`node.rules`, `node.derived`, the customs observer's `cloned_container`), a fork of a feed.
-DISPUTE_RULES: Final = frozenset({"double_handover", "custody_break", "manifest_conflict",
-                                  "cloned_serial", "cloned_container", "feed_fork"})
 
 
 def open_disputes(reader: Reader, *, after: tuple[str, str] | None = None,

@@ -201,3 +201,39 @@ async def test_openapi_documents_the_count(running: tuple[Any, ...]) -> None:
         assert "open_disputes" in status["required"]
         assert status["properties"]["open_disputes"]["type"] == "integer"
         assert set(status["required"]) <= set((await read.get("/v1/status")).json())
+
+
+def test_the_dispute_count_is_recounted_when_a_dispute_comes_and_goes(tmp_path: Path) -> None:
+    """`Ledger.disputes_version`, which keeps the status count, goes up when a dispute is
+    raised and when it is withdrawn (the double hand-over's author turns out revoked before
+    it), and not for records that change no dispute."""
+    from node.ledger import Ledger
+    from node.store import Store
+    from node.summary import open_disputes, reader_of
+
+    w = World.create(seed=21)
+    holder = w.party("carrier", "Rhine Freight", ["NL"])
+    to = (w.party("carrier", "Fast Lines", ["NL"]), w.party("carrier", "Slow Lines", ["NL"]))
+    w.tick()
+    revoke = w.revoke(holder)
+    w.tick()
+    offers = double_handover(w, holder, to, BOX2)
+    scan = w.scan(to[0], "container", BOX, country="NL")
+    store = Store.open(tmp_path / "db")
+    try:
+        led = Ledger(store, w.genesis)
+
+        def count() -> int:
+            return len(open_disputes(reader_of(led, w.now))[0])
+
+        held = [r for r in w.records if r.id not in {revoke.id, scan.id, *(o.id for o in offers)}]
+        led.submit([r.wire for r in held], w.now)
+        assert (led.disputes_version, count()) == (0, 0)
+        led.submit([o.wire for o in offers], w.now)
+        assert (led.disputes_version, count()) == (1, 1)
+        led.submit([scan.wire], w.now)
+        assert (led.disputes_version, count()) == (1, 1)  # no dispute changed
+        led.submit([revoke.wire], w.now)  # the offers stop counting: withdrawn
+        assert (led.disputes_version, count()) == (2, 0)
+    finally:
+        store.close()

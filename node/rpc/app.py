@@ -58,6 +58,7 @@ class Api:
     clock: Callable[[], int]
     heartbeat: float = 15.0
     proofs: Lru = field(default_factory=lambda: Lru(4))  # Merkle trees of recent manifests
+    disputes: tuple[int, int] | None = None  # (Ledger.disputes_version, open disputes then)
 
 
 class Lru(OrderedDict[Any, Any]):
@@ -255,10 +256,15 @@ def _outcome(o: Outcome) -> dict[str, Any]:
 
 
 async def get_status(api: Api, request: Request) -> Response:
-    """The node's status, with `open_disputes`: how many objects /v1/disputes lists."""
+    """The node's status, with `open_disputes`: how many objects /v1/disputes lists.
+
+    Counting reads the whole alert log, so the count is kept until the live alerts of a
+    dispute rule change (`Ledger.disputes_version`): status is polled often."""
     async with api.writer.lock:
-        disputes, _ = summary.open_disputes(_reader(api))
-        return json_response({**api.status(), "open_disputes": len(disputes)})
+        version = api.ledger.disputes_version
+        if api.disputes is None or api.disputes[0] != version:
+            api.disputes = (version, len(summary.open_disputes(_reader(api))[0]))
+        return json_response({**api.status(), "open_disputes": api.disputes[1]})
 
 
 async def get_record(api: Api, request: Request) -> Response:
