@@ -11,7 +11,10 @@ index, each author's first record written without the right, and the alerts
 the records call for.
 
 `check()` lists every difference between that and what is stored, one line
-each, none left out. `rebuild()` rewrites the derived tables to match, in
+each, none left out. The kept verification findings (table `V`, `node.item_memo`)
+are worked out afresh too, for every container: a stored one that differs from its
+fresh one, or that no container calls for, is a problem (an absent one is not: it is
+worked out on demand). `rebuild()` rewrites the derived tables to match, in
 bounded batches. Its first batch writes the right heads and sets the meta flag
 `store.REBUILDING`; its last clears the flag. While the flag is set
 `Store.open` refuses the database (a node started on half-rebuilt tables could
@@ -34,8 +37,10 @@ from crypto.errors import Error
 from node import derived as derived_alerts
 from node import facts as F
 from node import rules
+from node.item_memo import ItemMemo, describe
 from node.ledger import _CREDENTIAL_TYPES, _TYPE_INDEXED, _UNAUTHORISED
 from node.store import REBUILDING, SCHEMA, SCHEMA_VERSION, Store, WriteSet, u64
+from node.verify import manifest_check
 from protocol import codec
 from protocol.authz import apply_statement, authorise
 from protocol.envelope import Record
@@ -60,7 +65,7 @@ class Derived:
 
     records: int  # authentic records
     heads: dict[bytes, Head]
-    tables: dict[bytes, dict[bytes, bytes]]  # table (b"H", b"F", b"O", b"T", b"S") -> key -> value
+    tables: dict[bytes, dict[bytes, bytes]]  # table (b"H" … b"S", b"V") -> key -> value
     facts: dict[bytes, F.Facts]
     unauthorised: dict[str, list[Any]]  # meta name -> [record wire, rule]
     alerts: dict[bytes, dict[str, Any]]  # key -> alert entry (no cursor) the records call for
@@ -239,7 +244,8 @@ def derive(store: Store, genesis: Genesis, progress: Progress | None = None) -> 
     for key, f in facts.items():
         for intent in rules.evaluate(key, f):
             alerts[intent.key] = _entry(intent)
-    _derived_alerts(alerts, facts, records, tables[b"O"], creds, forked, genesis)
+    tables[b"V"] = _derived_alerts(alerts, facts, records, tables[b"O"], creds, forked,
+                                   genesis)
     for author, (r, rule) in first.items():
         unauth = rules.unauthorised_author(r.id, author, r.type, rule)
         if unauth is not None:
@@ -249,7 +255,7 @@ def derive(store: Store, genesis: Genesis, progress: Progress | None = None) -> 
 
 
 _TABLES = {b"H": "feed head", b"F": "feed entry", b"O": "object index entry",
-           b"T": "type index entry", b"S": "facts"}
+           b"T": "type index entry", b"S": "facts", b"V": "kept finding"}
 
 
 def _name(key: bytes) -> str:
@@ -258,6 +264,8 @@ def _name(key: bytes) -> str:
         return f"head of {_short(rest)}"
     if table == b"F":
         return f"feed entry {_short(rest[:32])}#{int.from_bytes(rest[32:], 'big')}"
+    if table == b"V":
+        return describe(key)
     return f"{_TABLES[table]} {rest!r}"
 
 
@@ -288,12 +296,18 @@ def check(store: Store, genesis: Genesis, progress: Progress | None = None) -> l
             have, want = stored.get(key), derived.get(key)
             if have == want:
                 continue
-            if want is None:
+            if want is None and table == b"V" and key[1:2] == b"m":
+                problems.append(_manifest_difference(store, key, have))  # an earlier manifest
+            elif want is None:
                 problems.append(f"{_name(key)}: stored, but no record implies it")
+            elif have is None and table == b"V":
+                continue  # not kept (yet): worked out when a verification needs it
             elif have is None:
                 problems.append(f"{_name(key)}: missing ({_show(table, want)} by the records)")
             elif table == b"S":
                 problems.append(_facts_difference(key, have, d.facts[key[1:]]))
+            elif table == b"V":
+                problems.append(f"{_name(key)}: stored, but the records imply another")
             else:
                 problems.append(f"{_name(key)}: stored {_show(table, have)},"
                                 f" records say {_show(table, want)}")
@@ -304,6 +318,25 @@ def check(store: Store, genesis: Genesis, progress: Progress | None = None) -> l
             problems.append(f"meta {name}: stored and derived first unauthorised record differ")
     problems += _alert_differences(store, d)
     return problems
+
+
+def _manifest_difference(store: Store, key: bytes, have: bytes | None) -> str:
+    """A stored manifest check no container's manifest in force names: it holds for good,
+    so it must be what its chunk records add up to."""
+    rest = key[2:]
+    ids = [rest[i:i + 32] for i in range(32, len(rest), 32)]
+    if len(rest) % 32 or not ids:
+        return f"{describe(key)}: a malformed key"
+    chunks = []
+    for rid in ids:
+        raw = store.record(rid)
+        r = Record.from_bytes(raw, verify=False) if raw is not None else None
+        if r is None or r.type != "container.pack":
+            return f"{describe(key)}: names {rid.hex()}, which is no stored chunk record"
+        chunks.append(r)
+    if manifest_check(rest[:32], chunks)[0].to_bytes() != have:
+        return f"{describe(key)}: stored, but its chunk records add up to another"
+    return ""
 
 
 def _facts_difference(key: bytes, have: bytes, want: F.Facts) -> str:
@@ -318,8 +351,10 @@ def _facts_difference(key: bytes, have: bytes, want: F.Facts) -> str:
 
 def _derived_alerts(alerts: dict[bytes, dict[str, Any]], facts: dict[bytes, F.Facts],
                     records: list[Record], index: dict[bytes, bytes], creds: CredentialSet,
-                    forked: dict[bytes, int], genesis: Genesis) -> None:
-    """Add the container findings across objects (`node.derived`) the records call for."""
+                    forked: dict[bytes, int], genesis: Genesis) -> dict[bytes, bytes]:
+    """Add the container findings across objects (`node.derived`) the records call for.
+    Returns the verification findings worked out on the way (table `V`: key -> value),
+    as a batch that ingested the records would keep them (`node.item_memo.Staged`)."""
     by_id = {r.id: r for r in records}
     ids: dict[bytes, list[bytes]] = defaultdict(list)
     for k in index:  # b"O" + object key + b"\x00" + 32-byte record id
@@ -338,12 +373,16 @@ def _derived_alerts(alerts: dict[bytes, dict[str, Any]], facts: dict[bytes, F.Fa
     reader = derived_alerts.FoldReader(
         facts, by_id, {k: [rid for rid in v if counts(rid)] for k, v in ids.items()
                        if k[:1] == b"r"})  # only the scans at a place are read (route)
+    kept = WriteSet()
+    memo = ItemMemo().staged(kept)  # reads nothing stored: every finding is fresh
     for key in sorted(facts):
         if key[:1] == b"c":
             number = key[1:].decode()
-            found = derived_alerts.container_intents(number, reader, creds, genesis.params)
+            found = derived_alerts.container_intents(number, reader, creds, genesis.params,
+                                                     memo=memo)
             for intent in (i for v in found.values() for i in v):
                 alerts[intent.key] = _entry(intent)
+    return {k: v for k, v in kept.ops.items() if v is not None}
 
 
 def _alert_differences(store: Store, d: Derived) -> list[str]:
@@ -406,7 +445,7 @@ def _batches(store: Store, d: Derived, now: int, limit: int = BATCH) -> Iterator
     ws.ops.update(heads)
     yield ws
     ws = WriteSet()
-    for table in (b"F", b"O", b"T", b"S"):
+    for table in (b"F", b"O", b"T", b"S", b"V"):
         derived = d.tables[table]
         seen: set[bytes] = set()
         for key, value in store.iter_table(table):  # a snapshot: our writes do not show

@@ -76,7 +76,7 @@ class _Batch:
         # None: changes to what meta `unauthorised.<author>` holds (see `Ledger._unauthorised`)
         self.standing: dict[bytes, tuple[Record, str] | None] = {}
         self.rules_changed: set[str] = set()  # rules of alerts withdrawn or again in force
-        self.memo = ledger.verify_memo.staged()  # item scans worked out here: `node.item_memo`
+        self.memo = ledger.verify_memo.staged(self.ws)  # item scans: `node.item_memo`
 
     def head(self, author: bytes) -> Head | None:
         h = self.heads.get(author)
@@ -153,7 +153,9 @@ class Ledger:
         self._facts_cache.clear()
         self._facts_weight.clear()
         self._facts_cache_load = 0
-        self.verify_memo = ItemMemo()  # what container verification keeps between calls
+        # What container verification keeps between calls, in memory and in table V.
+        self.verify_memo = ItemMemo(read=self.store.finding, corrupt=lambda key, why: log.warning(
+            "kept finding %r is corrupt (%s): ignored, worked out again", key[:40], why))
         self.creds = CredentialSet(self.genesis.authorities)
         for t in _CREDENTIAL_TYPES:
             for rid in self.store.by_type(t):

@@ -17,6 +17,12 @@ Key layout (first byte is the table):
     A cursor(8)            -> alert entry            (alerts in arrival order)
     K alert key            -> cursor(8)
     T type 0x00 id         -> ""                     (records by type, e.g. credentials)
+    V c number             -> item scan              (kept verification findings,
+    V m root chunk-ids     -> manifest check          see node.item_memo)
+
+The `V` table is derived too: a batch puts and deletes its entries in the same
+write as the records that made them (`node.item_memo.Staged`); `sealchain check`
+compares them with findings worked out afresh, `sealchain rebuild` rewrites them.
 """
 
 from __future__ import annotations
@@ -29,13 +35,17 @@ from typing import Any, Final
 import plyvel
 
 from node.errors import StorageError
+from node.item_memo import TABLE as FINDINGS
 from protocol import codec
 from protocol.feed import Head
 
 # 2: container `times` facts and index-only object entries (lot mints, seal numbers,
 # parties); derived tables written by schema 1 lack them, so `sealchain rebuild` rewrites
 # them from the records (which are unchanged) before a node runs on the database.
-SCHEMA_VERSION: Final = 2
+# 3: kept verification findings (table V). A schema-2 sealchain would not delete the
+# findings its batches make stale, so it must refuse these databases (it does: a newer
+# schema); a schema-2 database is rebuilt, which writes the findings from the records.
+SCHEMA_VERSION: Final = 3
 SCHEMA: Final = "schema"  # meta name of the schema version
 # Meta flag set by `sealchain rebuild` in its first batch and cleared in its last: while
 # set, the derived tables are half rewritten, and a node must not run on them.
@@ -215,6 +225,15 @@ class Store:
             if len(k) != 41:  # author(32) + seq(8)
                 raise StorageError(f"feed entry key {k.hex()} is corrupt: run `sealchain rebuild`")
             yield k[1:33], from_u64(k[33:41]), v
+
+    # -- kept verification findings -----------------------------------------------------
+
+    def finding(self, key: bytes) -> bytes | None:
+        """The stored bytes of a kept finding (`node.item_memo`: its key starts with V)."""
+        if key[:1] != FINDINGS:
+            raise StorageError(f"{key[:1]!r} is not the findings table")
+        raw: bytes | None = self._db.get(key)
+        return raw
 
     # -- objects -----------------------------------------------------------------------
 

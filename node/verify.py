@@ -231,16 +231,14 @@ def _manifest(ctx: _Ctx, judged: custody.Judged) -> tuple[bytes | None, _Listed 
     check = ctx.memo.manifest(root, chunk_ids) if ctx.memo is not None else None
     items: list[bytes] | None = None
     if check is None:
-        items = []
-        packers = set()
+        records = []
         for c in range(n_chunks):
             r = ctx.record(chunk_ids[c])
             if r is None:
                 ctx.add(Level.RED, "manifest.missing_record", f"chunk {c} record is missing")
                 return root, None
-            items.extend(r.body.items)
-            packers.add(r.author)
-        check = ManifestCheck(len(items), merkle.root(items) == root, frozenset(packers))
+            records.append(r)
+        check, items = manifest_check(root, records)
         if ctx.memo is not None:
             ctx.memo.keep_manifest(root, chunk_ids, check)
     ids = [p[5] for p in chunks.values()]
@@ -254,6 +252,15 @@ def _manifest(ctx: _Ctx, judged: custody.Judged) -> tuple[bytes | None, _Listed 
         ctx.add(Level.RED, "author.unauthorised", "the packer had no credential in force", ids,
                 alert="unauthorised_author")
     return root, _Listed(root, chunk_ids, check.count, packer, items)
+
+
+def manifest_check(root: bytes, chunks: Sequence[Record]) -> tuple[ManifestCheck, list[bytes]]:
+    """What the chunk records of a manifest (in chunk order) add up to, and their items."""
+    items: list[bytes] = []
+    for r in chunks:
+        items.extend(r.body.items)  # type: ignore[attr-defined]
+    return ManifestCheck(len(items), merkle.root(items) == root,
+                         frozenset(r.author for r in chunks)), items
 
 
 def item_mints(number: str, reader: Reader) -> tuple[bytes | None, list[tuple[int, bytes]]]:

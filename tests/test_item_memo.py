@@ -25,7 +25,7 @@ from node.derived import FoldReader
 from node.item_memo import ItemMemo, ItemScan
 from node.ledger import Ledger
 from node.scenario import DAY, World, tokens_of
-from node.store import Store
+from node.store import Store, WriteSet
 from node.summary import reader_of
 from node.verify import Level, Verdict, verify_container
 from protocol.authz import apply_statement
@@ -248,7 +248,8 @@ def test_a_batch_keeps_its_scans_only_once_written() -> None:
     memo = ItemMemo()
     scan = ItemScan(key=("k",), found=(), expiries=(), unminted=(), brands=())
     memo.keep_scan(BOX, scan)
-    staged = memo.staged()
+    ws = WriteSet()
+    staged = memo.staged(ws)
     assert staged.scan(BOX, ("k",)) is None  # a batch works its findings out again
     staged.forget(BOX)
     assert memo.scan(BOX, ("k",)) is None  # forgotten at once

@@ -2,7 +2,9 @@
 
 Real node directories (the admin CLI in real processes), real LevelDB; the old schema
 is simulated by writing the previous version number into meta by hand, and its stale
-derived state by dropping facts entries, as the previous code lacked them.
+derived state by dropping facts and index entries, and the kept verification findings
+(table V, which the previous code did not have). Rebuilding a container's database
+from schema 2 is in tests/test_item_memo_store.py.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def _make_old(db_path: Path) -> int:
     try:
         assert codec.decode_local(db.get(b"M" + SCHEMA.encode())) == SCHEMA_VERSION
         db.put(b"M" + SCHEMA.encode(), codec.encode_local(OLD))
-        dropped = [k for k in db.iterator(include_value=False) if k[:1] in (b"S", b"O")]
+        dropped = [k for k in db.iterator(include_value=False) if k[:1] in (b"S", b"O", b"V")]
         for k in dropped:
             db.delete(k)
     finally:
