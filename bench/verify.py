@@ -17,8 +17,10 @@ among the keys and each read is more likely to need its own LevelDB block.
 Then, per size:
 
 - `verify_cold_ms`: the first `verify_container` after the store is closed and
-  opened again (empty facts cache, empty LevelDB block cache; the OS page cache
-  is not dropped, so the files are read from memory);
+  opened again (empty facts cache, empty LevelDB block cache, empty memo; the OS
+  page cache is not dropped, so the files are read from memory): the manifest
+  check and item scan the ingest kept in the database (table V, `node.item_memo`)
+  are read back, so no item is judged again, as on a restarted node;
 - `verify_ms`: best of R (default 3) further calls: warm caches, as the RPC and
   the customs observer call it (`memo=ledger.verify_memo`): the manifest's
   Merkle root and the clock-free per-item findings kept from the first call
