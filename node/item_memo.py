@@ -44,7 +44,10 @@ SCANS: Final = 1024  # containers' item scans, by default
 TABLE: Final = b"V"  # the database table of kept findings (`node.store`)
 _SCAN: Final = b"c"  # V c <container number>               -> ItemScan
 _MANIFEST: Final = b"m"  # V m <root> <chunk ids, in order>  -> ManifestCheck
-FORMAT: Final = 1  # the first element of every stored finding
+# The first element of every stored finding. A change to what verification finds (or how
+# it keys a scan) must also bump `node.store.SCHEMA_VERSION`: the findings a database
+# holds are then rebuilt, never read by code that would have found otherwise.
+FORMAT: Final = 1
 
 Read = Callable[[bytes], bytes | None]
 Corrupt = Callable[[bytes, str], None]
