@@ -7,8 +7,8 @@ judged (`node.verify._items`). Neither depends on the clock, so both can be kept
 - `ManifestCheck`, keyed by (root, chunk record ids): the chunks' contents are
   fixed by their ids, so what they add up to never changes. Kept for good.
 - `ItemScan`, keyed by container: the clock-free outcome of the per-item
-  checks (evidence by finding, the items' mints and expiries in item order for
-  the expiry check, which needs the clock, and the items no one minted, which
+  checks (evidence by finding, each mint's expiry and how many of the items it
+  minted, for the expiry check, which needs the clock, and the items no one minted, which
   are judged again at every call). It holds only while none of its inputs
   changes: the items' facts, their lots', the other containers they were packed
   in. The ledger forgets a container's scan whenever a batch may change them
@@ -87,7 +87,7 @@ class ItemScan:
 
     key: tuple[Any, ...]  # the container-level inputs it was worked out for
     found: tuple[tuple[str, tuple[bytes, ...]], ...]  # code -> its first 64 evidence ids
-    expiries: tuple[tuple[bytes, int, int], ...]  # (mint id, expiry, items) runs, item order
+    expiries: tuple[tuple[bytes, int, int], ...]  # (mint id, expiry, items), one per mint
     unminted: tuple[tuple[bytes, tuple[bytes, ...]], ...]  # (token id, evidence) no one minted
     brands: tuple[bytes, ...]
 

@@ -462,7 +462,7 @@ def _scan(ctx: _Ctx, number: str, cf: F.Facts, root: bytes, items: list[bytes],
     brands: set[bytes] = set()
     lots: dict[bytes, F.Facts] = {}
     by_mint: dict[bytes, _MintChecks | None] = {}
-    expiries: list[list[Any]] = []  # [mint id, expiry, items] runs
+    expiries: dict[bytes, list[int]] = {}  # mint id -> [expiry, items], first seen first
     unminted: list[tuple[bytes, tuple[bytes, ...]]] = []
     facts, token_key = ctx.reader.facts, F.token_key
     pack_ts = {p[5]: p[7] for p in cf.get("packs", ()) if p[0] == root}  # chunk id -> ts
@@ -520,10 +520,10 @@ def _scan(ctx: _Ctx, number: str, cf: F.Facts, root: bytes, items: list[bytes],
             if checks.lot_recalls:
                 flag("item.recalled", *checks.lot_recalls)
             if checks.expiry is not None:  # expired or not: the clock says (`_report`)
-                if expiries and expiries[-1][0] == mint_id:
-                    expiries[-1][2] += 1
+                if mint_id in expiries:
+                    expiries[mint_id][1] += 1
                 else:
-                    expiries.append([mint_id, checks.expiry, 1])
+                    expiries[mint_id] = [checks.expiry, 1]
             if checks.diverted:
                 flag("item.diversion", mint_id)
             if packer is not None:
@@ -539,7 +539,7 @@ def _scan(ctx: _Ctx, number: str, cf: F.Facts, root: bytes, items: list[bytes],
     return ItemScan(
         key=key,
         found=tuple((code, tuple(evidence[:_EVIDENCE])) for code, evidence in found.items()),
-        expiries=tuple((m, e, n) for m, e, n in expiries),
+        expiries=tuple((m, e, n) for m, (e, n) in expiries.items()),
         unminted=tuple(unminted),
         brands=tuple(sorted(brands)))
 
@@ -552,12 +552,8 @@ def _report(ctx: _Ctx, scan: ItemScan, destination: str | None) -> None:
         code = "item.mint_unseen" if _names_unseen_root(ctx, tf) else "item.not_minted"
         found.setdefault(code, []).extend(evidence)
     if ctx.now is not None:
-        expired: list[bytes] = []
-        for mint_id, expiry, n in scan.expiries:
-            if expiry < ctx.now:
-                expired.extend([mint_id] * min(n, _EVIDENCE - len(expired)))
-                if len(expired) >= _EVIDENCE:
-                    break
+        # one entry per mint (however many items it minted here): its first 64 are evidence
+        expired = [mint_id for mint_id, expiry, _ in scan.expiries if expiry < ctx.now]
         if expired:
             found["item.expired"] = expired
     for code, (level, what, alert) in _ITEM_RULES.items():

@@ -215,6 +215,37 @@ def test_expiry_is_judged_at_every_call(tmp_path: Path) -> None:
         node.close()
 
 
+def test_expiries_are_kept_once_per_mint(tmp_path: Path) -> None:
+    """Items of two expiring mints, packed interleaved: the kept scan holds one entry
+    per mint (not one per change of mint in item order: a 100,000-item container would
+    keep 100,000), and once both expire each mint is evidence, once."""
+    s = Story()
+    w = s.world
+    expiry = w.now + 10 * DAY
+    mints, tokens = [], []
+    for lot, prefix in (("L5", "E"), ("L6", "F")):
+        serials = [f"{prefix}{i:03d}" for i in range(12)]
+        (mint,) = w.mint(s.brand, GTIN, lot, serials, mark="ACME", markets=["NL"],
+                         facility="9506000000008", expiry=expiry)
+        mints.append(mint)
+        for tid in tokens_of(GTIN, serials):
+            w.handover(s.brand, s.maker, "token", tid.hex(), mint.id)
+            tokens.append(tid)
+    s.ship(tokens=[*s.tokens, *tokens])
+    node = Node(tmp_path / "db", w)
+    try:
+        node.deliver(w.records)
+        assert node.verdict().level is Level.GREEN
+        kept = node.ledger.verify_memo._scans[BOX]
+        assert sorted(m for m, _, _ in kept.expiries) == sorted(m.id for m in mints)
+        assert sum(n for m, _, n in kept.expiries) == len(tokens)
+        [reason] = [r for r in node.verdict(now=expiry + DAY).reasons
+                    if r.code == "item.expired"]
+        assert reason.evidence == tuple(sorted(m.id for m in mints))
+    finally:
+        node.close()
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_the_kept_verdict_matches_in_any_arrival_order(tmp_path: Path, seed: int) -> None:
     """Fraud and its later evidence delivered in random runs: after every run the warm
