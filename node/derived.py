@@ -17,7 +17,8 @@ network-wide, whoever raises it first.
 `affected` says which containers a batch of changed objects may have changed
 the findings of: a container itself, the containers a changed token was packed
 in, the neighbours of an unpacked container (items it shares with others), and
-for a recall of a lot (whose items no fact maps to containers) every container.
+for a recall of a lot the containers its items were packed in (`lot_containers`:
+the lot's mint records name its serials, whose facts name their containers).
 The ledger re-evaluates those, logs new findings, and withdraws those no longer
 called for (`Ledger._derived_alerts`); which findings a container had is kept in
 meta, so withdrawal works in any arrival order.
@@ -26,13 +27,14 @@ meta, so withdrawal works in any arrival order.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Final
+from typing import Any, Final
 
 from crypto.credentials import CredentialSet
 from node import facts as F
 from node.item_memo import Memo
 from node.rules import Intent
 from node.verify import Level, Reader, Reason, verify_container
+from protocol.bodies import token_id
 from protocol.envelope import Record
 from protocol.genesis import Params
 
@@ -103,7 +105,7 @@ ITEM_FIELDS: Final = ("create", "packs", "unpacks", "shipments", "declarations",
 
 def affected(dirty: Iterable[bytes], before: Callable[[bytes], F.Facts],
              after: Callable[[bytes], F.Facts], neighbours: Callable[[str], Iterable[str]],
-             every: Callable[[], Iterable[str]]) -> dict[str, bool]:
+             lot: Callable[[bytes], Iterable[str]]) -> dict[str, bool]:
     """The containers whose derived findings the changed objects `dirty` may change, each
     with whether its per-item findings may have changed too."""
     out: dict[str, bool] = {}
@@ -120,7 +122,7 @@ def affected(dirty: Iterable[bytes], before: Callable[[bytes], F.Facts],
             for f in (before(key), after(key)):
                 out.update({p[0]: True for p in f.get("packs", ())})
         elif tag == b"l":
-            out.update(dict.fromkeys(every(), True))
+            out.update(dict.fromkeys(lot(key), True))
     return out
 
 
@@ -131,6 +133,21 @@ def items_of(number: str, reader: Reader) -> set[bytes]:
         r = reader.record(p[5])
         if r is not None and r.type == "container.pack":
             out.update(r.body.items)  # type: ignore[attr-defined]
+    return out
+
+
+def lot_containers(key: bytes, reader: Reader) -> set[str]:
+    """The containers any item of the lot `key` was packed in, through the lot's mint
+    records (a mint indexes its lot). A mint not held yet adds its items when it comes:
+    their facts change then."""
+    out: set[str] = set()
+    for rid in reader.record_ids(key):
+        r = reader.record(rid)
+        if r is not None and r.type == "product.mint":
+            b: Any = r.body
+            for serial in b.serials:
+                tf = reader.facts(F.token_key(token_id(b.gtin, serial)))
+                out.update(p[0] for p in tf.get("packs", ()))
     return out
 
 

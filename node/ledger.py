@@ -711,13 +711,9 @@ class Ledger:
                 f = F.decode_facts(raw) if raw is not None else {}
             return f
 
-        def every() -> list[str]:
-            keys = {k for k, _ in self.store.iter_facts(b"c")} | {
-                k for k in b.facts if k[:1] == b"c"}
-            return [k[1:].decode() for k in keys]
-
         numbers = derived.affected(sorted(b.dirty), before, view.facts,
-                                   lambda n: derived.neighbours(n, view), every)
+                                   lambda n: derived.neighbours(n, view),
+                                   lambda k: derived.lot_containers(k, view))
         for number, items in sorted(numbers.items()):
             name = derived.META + number
             was: dict[str, list[bytes]] = self.store.meta(name) or {}

@@ -166,6 +166,43 @@ def test_a_later_record_changes_the_kept_verdict(tmp_path: Path, change: str) ->
         node.close()
 
 
+def test_a_lot_recall_works_out_again_only_the_containers_of_its_items(
+        tmp_path: Path) -> None:
+    """A recall of a lot changes the findings of the containers its items were packed in,
+    and of no other: those keep their scans (a node holding many containers does not
+    judge every one of them again at every recall)."""
+    s = Story()
+    s.ship()
+    w = s.world
+    serials = [f"M{i:03d}" for i in range(4)]
+    (mint,) = w.mint(s.brand, GTIN, "L2", serials, mark="ACME", markets=["NL"],
+                     facility="9506000000008")
+    others = tokens_of(GTIN, serials)
+    for tid in others:
+        w.handover(s.brand, s.maker, "token", tid.hex(), mint.id)
+    w.create_container(s.maker, BOX2)
+    w.pack(s.maker, BOX2, others, weight_g=4_000)
+    node = Node(tmp_path / "db", w)
+    try:
+        node.deliver(w.records)
+        scans = node.ledger.verify_memo._scans
+        mine, other = scans[BOX], scans[BOX2]
+        w.tick()
+        _recall_lot(s)  # lot L1: the items of BOX
+        node.deliver(w.records[-1:])
+        assert scans[BOX2] is other  # not worked out again
+        assert scans[BOX] is not mine
+        assert "item.recalled" in codes(node.verdict())
+        assert "item.recalled" not in codes(node.verdict(BOX2))
+        w.tick()
+        w.sign(s.brand, "recall", {"gtin": GTIN, "lot": "L2", "reason": "battery fault"})
+        node.deliver(w.records[-1:])
+        assert scans[BOX2] is not other
+        assert "item.recalled" in codes(node.verdict(BOX2))
+    finally:
+        node.close()
+
+
 def test_an_unpack_elsewhere_clears_the_kept_finding(tmp_path: Path) -> None:
     """The other container's unpack changes no fact of ours or of our items: the ledger
     forgets our scan because it is a neighbour (an item in common)."""
