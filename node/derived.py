@@ -136,6 +136,25 @@ def items_of(number: str, reader: Reader) -> set[bytes]:
     return out
 
 
+def named_as_head(records: Iterable[Record], reader: Reader) -> set[bytes]:
+    """The tokens whose hand-overs name one of `records` as their custody head.
+
+    A record arriving after the offers that start a token's custody at it changes what
+    verification can tell of the token (an unminted item rooted at a record not held is
+    `item.mint_unseen`: its mint may be on its way; rooted at a record held that is not
+    its mint, `item.not_minted`) while no fact of the token changes: the ledger treats
+    these tokens as changed, so the alert does not depend on the order of arrival."""
+    out: set[bytes] = set()
+    for r in records:
+        for rid in reader.record_ids(F.head_key(r.id)):
+            offer = reader.record(rid)
+            if offer is not None and offer.type == "handover.offer":
+                obj: Any = offer.body.object
+                if obj.kind == "token":
+                    out.add(F.ref_key(obj.kind, obj.id))
+    return out
+
+
 def lot_containers(key: bytes, reader: Reader) -> set[str]:
     """The containers any item of the lot `key` was packed in, through the lot's mint
     records (a mint indexes its lot). A mint not held yet adds its items when it comes:

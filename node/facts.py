@@ -111,6 +111,11 @@ def seal_key(seal: str) -> bytes:
     return b"s" + seal.encode()
 
 
+def head_key(rid: bytes) -> bytes:
+    """The index of the hand-over offers that name record `rid` as their custody head."""
+    return b"h" + rid
+
+
 def place_key(container: str, locode: str, country: str) -> bytes:
     """The index of a container's scans at one place (UN/LOCODE, else the country)."""
     return b"r" + f"{container}/{locode or country}".encode()
@@ -177,6 +182,7 @@ def contributions(r: Record, params: Params) -> Iterator[Fact]:
     elif t == "handover.offer":
         yield Fact(ref_key(b.object.kind, b.object.id), "offers", (b.head, rid, author, b.to))
         yield Fact(author_key(b.to), INDEX, ())
+        yield Fact(head_key(b.head), INDEX, ())  # see `node.derived.named_as_head`
     elif t == "handover.accept":
         k = ref_key(b.object.kind, b.object.id)
         yield Fact(k, "accepts", (b.offer, rid, author, b.head))

@@ -711,7 +711,8 @@ class Ledger:
                 f = F.decode_facts(raw) if raw is not None else {}
             return f
 
-        numbers = derived.affected(sorted(b.dirty), before, view.facts,
+        changed = b.dirty | derived.named_as_head(b.stored, view)
+        numbers = derived.affected(sorted(changed), before, view.facts,
                                    lambda n: derived.neighbours(n, view),
                                    lambda k: derived.lot_containers(k, view))
         for number, items in sorted(numbers.items()):

@@ -45,7 +45,9 @@ from protocol.feed import Head
 # 3: kept verification findings (table V). A schema-2 sealchain would not delete the
 # findings its batches make stale, so it must refuse these databases (it does: a newer
 # schema); a schema-2 database is rebuilt, which writes the findings from the records.
-SCHEMA_VERSION: Final = 3
+# 4: the index of hand-over offers by the custody head they name (`facts.head_key`),
+# which tells the ledger whose findings a record arriving after those offers changes.
+SCHEMA_VERSION: Final = 4
 SCHEMA: Final = "schema"  # meta name of the schema version
 # Meta flag set by `sealchain rebuild` in its first batch and cleared in its last: while
 # set, the derived tables are half rewritten, and a node must not run on them.

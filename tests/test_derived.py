@@ -102,3 +102,30 @@ def test_custody_is_not_judged_while_hand_overs_are_missing(tmp_path: Path) -> N
                                                       if r.id in offers]])
     assert alerts == {}
     assert verdict.level is Level.GREEN, verdict.reasons
+
+
+def test_a_forged_custody_root_arriving_last_raises_the_alert_too(tmp_path: Path) -> None:
+    """An item no one minted, its hand-over rooted at a record that is not its mint (a
+    counterfeiter's own scan). Until that record arrives the item's mint may simply be
+    missing (`item.mint_unseen`, no alert); once it is here, nothing minted the item. Its
+    arrival changes no fact of the item, yet the alert must be the same in either order."""
+    from node.scenario import tokens_of
+
+    s = Story()
+    w = s.world
+    fake, other = tokens_of(GTIN, ["FAKE0001", "FAKE0002"])
+    shady = w.party("manufacturer", "Shady Works", ["CN"])
+    root = w.scan(shady, "token", other.hex(), country="CN")  # not a mint, not of the item
+    w.tick()
+    w.handover(s.brand, s.maker, "token", fake.hex(), root.id)  # the chain starts at it
+    s.ship(tokens=[*s.tokens, fake])
+    records = list(s.world.records)
+    first, _ = live(tmp_path / "first", s, [records])
+    assert "item_not_minted" in first.values()
+    rest = [r for r in records if r.id != root.id]
+    waiting, verdict = live(tmp_path / "waiting", s, [rest])
+    assert "item_not_minted" not in waiting.values()  # its mint may be on its way
+    assert "item.mint_unseen" in {r.code for r in verdict.reasons}
+    last, verdict = live(tmp_path / "last", s, [rest, [root]])
+    assert "item.not_minted" in {r.code for r in verdict.reasons}
+    assert last == first
