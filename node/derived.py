@@ -136,22 +136,24 @@ def items_of(number: str, reader: Reader) -> set[bytes]:
     return out
 
 
-def named_as_head(records: Iterable[Record], reader: Reader) -> set[bytes]:
+def named_as_head(records: Iterable[Record], indexed: Callable[[bytes], Iterable[bytes]]
+                  ) -> set[bytes]:
     """The tokens whose hand-overs name one of `records` as their custody head.
 
     A record arriving after the offers that start a token's custody at it changes what
     verification can tell of the token (an unminted item rooted at a record not held is
     `item.mint_unseen`: its mint may be on its way; rooted at a record held that is not
     its mint, `item.not_minted`) while no fact of the token changes: the ledger treats
-    these tokens as changed, so the alert does not depend on the order of arrival."""
+    these tokens as changed, so the alert does not depend on the order of arrival.
+
+    `indexed(prefix)` gives the stored object keys under `prefix` (`facts.head_key`);
+    offers in the same batch need no lookup: their tokens have changed anyway."""
     out: set[bytes] = set()
     for r in records:
-        for rid in reader.record_ids(F.head_key(r.id)):
-            offer = reader.record(rid)
-            if offer is not None and offer.type == "handover.offer":
-                obj: Any = offer.body.object
-                if obj.kind == "token":
-                    out.add(F.ref_key(obj.kind, obj.id))
+        for key in indexed(F.head_prefix(r.id)):
+            objkey = key[33:]  # after b"h" + the record id
+            if objkey[:1] == b"t":
+                out.add(objkey)
     return out
 
 

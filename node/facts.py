@@ -111,8 +111,14 @@ def seal_key(seal: str) -> bytes:
     return b"s" + seal.encode()
 
 
-def head_key(rid: bytes) -> bytes:
-    """The index of the hand-over offers that name record `rid` as their custody head."""
+def head_key(rid: bytes, objkey: bytes) -> bytes:
+    """The index of the hand-over offers of object `objkey` that name record `rid` as their
+    custody head: every such key of one record starts with `head_prefix(rid)`, so one scan
+    of the object index names the objects, with no offer read."""
+    return head_prefix(rid) + objkey
+
+
+def head_prefix(rid: bytes) -> bytes:
     return b"h" + rid
 
 
@@ -180,9 +186,10 @@ def contributions(r: Record, params: Params) -> Iterator[Fact]:
     elif t == "container.unpack":
         yield Fact(container_key(b.container), "unpacks", (ts, rid, author))
     elif t == "handover.offer":
-        yield Fact(ref_key(b.object.kind, b.object.id), "offers", (b.head, rid, author, b.to))
+        k = ref_key(b.object.kind, b.object.id)
+        yield Fact(k, "offers", (b.head, rid, author, b.to))
         yield Fact(author_key(b.to), INDEX, ())
-        yield Fact(head_key(b.head), INDEX, ())  # see `node.derived.named_as_head`
+        yield Fact(head_key(b.head, k), INDEX, ())  # see `node.derived.named_as_head`
     elif t == "handover.accept":
         k = ref_key(b.object.kind, b.object.id)
         yield Fact(k, "accepts", (b.offer, rid, author, b.head))

@@ -711,7 +711,7 @@ class Ledger:
                 f = F.decode_facts(raw) if raw is not None else {}
             return f
 
-        changed = b.dirty | derived.named_as_head(b.stored, view)
+        changed = b.dirty | derived.named_as_head(b.stored, self.store.object_keys)
         numbers = derived.affected(sorted(changed), before, view.facts,
                                    lambda n: derived.neighbours(n, view),
                                    lambda k: derived.lot_containers(k, view))

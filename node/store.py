@@ -253,6 +253,11 @@ class Store:
         prefix = b"O" + objkey + b"\x00"
         return [k[len(prefix):] for k in self._db.iterator(prefix=prefix, include_value=False)]
 
+    def object_keys(self, prefix: bytes) -> list[bytes]:
+        """The object keys starting with `prefix` that index a record, each once."""
+        keys = self._db.iterator(prefix=b"O" + prefix, include_value=False)
+        return list(dict.fromkeys(k[1:-33] for k in keys))  # less b"\x00" + the record id
+
     def iter_object_index(self) -> Iterator[bytes]:
         for k in self._db.iterator(prefix=b"O", include_value=False):
             yield k[1:]
