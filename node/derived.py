@@ -103,11 +103,18 @@ ITEM_FIELDS: Final = ("create", "packs", "unpacks", "shipments", "declarations",
                       "offers", "accepts")
 
 
+# Token fields the per-item findings read (`node.verify._scan`, `node.custody.walk`): a
+# scan of an item or a customs action on it changes none of its containers' findings.
+TOKEN_FIELDS: Final = ("mint", "packs", "recalls", "offers", "accepts", "times")
+
+
 def affected(dirty: Iterable[bytes], before: Callable[[bytes], F.Facts],
              after: Callable[[bytes], F.Facts], neighbours: Callable[[str], Iterable[str]],
-             lot: Callable[[bytes], Iterable[str]]) -> dict[str, bool]:
+             lot: Callable[[bytes], Iterable[str]], rooted: frozenset[bytes] = frozenset()
+             ) -> dict[str, bool]:
     """The containers whose derived findings the changed objects `dirty` may change, each
-    with whether its per-item findings may have changed too."""
+    with whether its per-item findings may have changed too. `rooted`: tokens judged
+    again with no fact of theirs changed (`named_as_head`)."""
     out: dict[str, bool] = {}
     for key in dirty:
         tag = key[:1]
@@ -119,8 +126,10 @@ def affected(dirty: Iterable[bytes], before: Callable[[bytes], F.Facts],
             if was.get("unpacks") != now.get("unpacks"):
                 out.update(dict.fromkeys(neighbours(number), True))
         elif tag == b"t":
-            for f in (before(key), after(key)):
-                out.update({p[0]: True for p in f.get("packs", ())})
+            was, now = before(key), after(key)
+            if key in rooted or any(was.get(f) != now.get(f) for f in TOKEN_FIELDS):
+                for f in (was, now):
+                    out.update({p[0]: True for p in f.get("packs", ())})
         elif tag == b"l":
             out.update(dict.fromkeys(lot(key), True))
     return out

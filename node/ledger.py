@@ -711,10 +711,10 @@ class Ledger:
                 f = F.decode_facts(raw) if raw is not None else {}
             return f
 
-        changed = b.dirty | derived.named_as_head(b.stored, self.store.object_keys)
-        numbers = derived.affected(sorted(changed), before, view.facts,
+        rooted = frozenset(derived.named_as_head(b.stored, self.store.object_keys))
+        numbers = derived.affected(sorted(b.dirty | rooted), before, view.facts,
                                    lambda n: derived.neighbours(n, view),
-                                   lambda k: derived.lot_containers(k, view))
+                                   lambda k: derived.lot_containers(k, view), rooted)
         for number, items in sorted(numbers.items()):
             name = derived.META + number
             was: dict[str, list[bytes]] = self.store.meta(name) or {}

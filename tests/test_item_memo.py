@@ -203,6 +203,31 @@ def test_a_lot_recall_works_out_again_only_the_containers_of_its_items(
         node.close()
 
 
+def test_a_scan_of_an_item_keeps_its_containers_findings(tmp_path: Path) -> None:
+    """A scan of a packed item (or a customs action on it) changes none of the fields the
+    item findings read (`derived.TOKEN_FIELDS`): its container is not judged again."""
+    s = Story()
+    s.ship()
+    w = s.world
+    node = Node(tmp_path / "db", w)
+    try:
+        node.deliver(w.records)
+        scans = node.ledger.verify_memo._scans
+        kept = scans[BOX]
+        w.tick()
+        w.scan(s.maker, "token", s.tokens[0].hex(), country="CN")
+        node.deliver(w.records[-1:])
+        assert scans[BOX] is kept
+        assert node.verdict().level is Level.GREEN  # and it is still the right verdict
+        w.tick()
+        _recall_serials(s)  # a field the findings read: judged again
+        node.deliver(w.records[-1:])
+        assert scans[BOX] is not kept
+        assert "item.recalled" in codes(node.verdict())
+    finally:
+        node.close()
+
+
 def test_an_unpack_elsewhere_clears_the_kept_finding(tmp_path: Path) -> None:
     """The other container's unpack changes no fact of ours or of our items: the ledger
     forgets our scan because it is a neighbour (an item in common)."""
