@@ -103,6 +103,14 @@ ITEM_FIELDS: Final = ("create", "packs", "unpacks", "shipments", "declarations",
                       "offers", "accepts")
 
 
+# Container fields the container's own derived findings read besides those: the places
+# it was scanned at (route), its weight, its seals (which packs its holders made). The
+# rest (temperature, position, breaches, seals seen, the latest scan) feed the rules of
+# `node.rules` only. A scan is also evidence of a route deviation by itself, even when
+# it changes no fact (a late upload at a place already seen): see `scanned`.
+CONTAINER_FIELDS: Final = (*ITEM_FIELDS, "places", "weight", "seals")
+
+
 # Token fields the per-item findings read (`node.verify._scan`, `node.custody.walk`): a
 # scan of an item or a customs action on it changes none of its containers' findings.
 TOKEN_FIELDS: Final = ("mint", "packs", "recalls", "offers", "accepts", "times")
@@ -110,19 +118,21 @@ TOKEN_FIELDS: Final = ("mint", "packs", "recalls", "offers", "accepts", "times")
 
 def affected(dirty: Iterable[bytes], before: Callable[[bytes], F.Facts],
              after: Callable[[bytes], F.Facts], neighbours: Callable[[str], Iterable[str]],
-             lot: Callable[[bytes], Iterable[str]], rooted: frozenset[bytes] = frozenset()
-             ) -> dict[str, bool]:
+             lot: Callable[[bytes], Iterable[str]], rooted: frozenset[bytes] = frozenset(),
+             scanned: Iterable[str] = ()) -> dict[str, bool]:
     """The containers whose derived findings the changed objects `dirty` may change, each
     with whether its per-item findings may have changed too. `rooted`: tokens judged
-    again with no fact of theirs changed (`named_as_head`)."""
-    out: dict[str, bool] = {}
+    again with no fact of theirs changed (`named_as_head`); `scanned`: containers scanned
+    in the batch (`scanned`)."""
+    out: dict[str, bool] = dict.fromkeys(scanned, False)
     for key in dirty:
         tag = key[:1]
         if tag == b"c":
             number = key[1:].decode()
             was, now = before(key), after(key)
-            out[number] = out.get(number, False) or any(
-                was.get(f) != now.get(f) for f in ITEM_FIELDS)
+            items = any(was.get(f) != now.get(f) for f in ITEM_FIELDS)
+            if items or any(was.get(f) != now.get(f) for f in CONTAINER_FIELDS):
+                out[number] = out.get(number, False) or items
             if was.get("unpacks") != now.get("unpacks"):
                 out.update(dict.fromkeys(neighbours(number), True))
         elif tag == b"t":
@@ -142,6 +152,17 @@ def items_of(number: str, reader: Reader) -> set[bytes]:
         r = reader.record(p[5])
         if r is not None and r.type == "container.pack":
             out.update(r.body.items)  # type: ignore[attr-defined]
+    return out
+
+
+def scanned(records: Iterable[Record]) -> set[str]:
+    """The containers `records` scan: each scan may be evidence of a route deviation."""
+    out: set[str] = set()
+    for r in records:
+        if r.type == "scan":
+            obj: Any = r.body.object
+            if obj.kind == "container":
+                out.add(obj.id)
     return out
 
 

@@ -714,7 +714,8 @@ class Ledger:
         rooted = frozenset(derived.named_as_head(b.stored, self.store.object_keys))
         numbers = derived.affected(sorted(b.dirty | rooted), before, view.facts,
                                    lambda n: derived.neighbours(n, view),
-                                   lambda k: derived.lot_containers(k, view), rooted)
+                                   lambda k: derived.lot_containers(k, view), rooted,
+                                   derived.scanned(b.stored))
         for number, items in sorted(numbers.items()):
             name = derived.META + number
             was: dict[str, list[bytes]] = self.store.meta(name) or {}

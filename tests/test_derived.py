@@ -129,3 +129,25 @@ def test_a_forged_custody_root_arriving_last_raises_the_alert_too(tmp_path: Path
     last, verdict = live(tmp_path / "last", s, [rest, [root]])
     assert "item.not_minted" in {r.code for r in verdict.reasons}
     assert last == first
+
+
+def test_a_late_uploaded_scan_off_the_route_is_alerted_in_any_order(tmp_path: Path) -> None:
+    """A scanner uploads late: its scan at an off-route port is older than the container's
+    latest scan and at a place already seen, so no fact of the container changes. It is
+    still a route deviation of its own, alerted whichever order the records come in."""
+    s = Story()
+    s.ship(stop="AEJEA")  # off the planned route (SGSIN)
+    w = s.world
+    early = w.now
+    w.tick()
+    w.scan(s.carrier, "container", BOX, country="NL", locode="NLRTM")  # on the route, later
+    w.tick()
+    late = w.sign(s.carrier, "scan", {"object": {"kind": "container", "id": BOX},
+                                      "place": {"country": "AE", "locode": "AEJEA"},
+                                      "event": "observe", "at": early - 500})
+    records = list(w.records)
+    together, _ = live(tmp_path / "together", s, [records])
+    deviations = [k for k, rule in together.items() if rule == "route_deviation"]
+    assert len(deviations) == 2  # one per scan off the route
+    last, _ = live(tmp_path / "last", s, [records[:-1], [late]])
+    assert last == together
