@@ -63,6 +63,8 @@ class Plan:
     reseal: bool = False  # the holder reseals the first container, then scans the new seal
     stranger: bool = False  # a stranger repacks and reseals the first container, then scans
     repack: bool = False  # the first container's holder packs again with no unpack
+    shipment: bool = False  # the first container's route (CN - SG - NL): scans elsewhere are
+    # route deviations, one of them uploaded late (older than the rest, at a place seen)
 
 
 plans = st.builds(
@@ -83,6 +85,7 @@ plans = st.builds(
     reseal=st.booleans(),
     stranger=st.booleans(),
     repack=st.booleans(),
+    shipment=st.booleans(),
 )
 
 
@@ -110,6 +113,7 @@ def build(plan: Plan) -> Built:
     carriers = [w.party("carrier", f"Carrier {i}", ["NL", "DE"]) for i in range(plan.carriers)]
     late = Party(w.key("late"), "carrier", "Late Logistics")
     stranger = w.party("carrier", "Stranger Freight", ["NL"]) if plan.stranger else None
+    fwd = w.party("forwarder", "Forwarder", ["NL"]) if plan.shipment else None  # never forked
     revoked = carriers[plan.revoke_author % len(carriers)]
     holders: dict[str, tuple[Party, bytes]] = {}  # container -> (holder, custody head)
     seals: dict[str, str] = {}
@@ -135,6 +139,13 @@ def build(plan: Plan) -> Built:
         w.sensor(carrier, number, "temperature", value=5_000)
     first = CONTAINERS[0]
     holder, head = holders[first]
+    if fwd is not None:
+        w.sign(fwd, "shipment.create", {
+            "shipment": "SHP-1", "origin": {"country": "CN", "locode": "CNSHA"},
+            "destination": {"country": "NL", "locode": "NLRTM"}, "route": ["SGSIN"],
+            "consignor": "Maker", "consignee": "Buyer", "containers": [first],
+            "goods": [{"hs": "851830", "description": "Headphones", "quantity": 1,
+                       "weight_g": 1_000 * plan.serials}]})
     # a double hand-over: the holder offers the same custody state to two parties
     w.tick()
     o1 = w.sign(holder, "handover.offer", {"object": ex.container_ref(first),
@@ -185,6 +196,11 @@ def build(plan: Plan) -> Built:
     w.sensor(revoked, first, "door", open=True)
     if not plan.late_first:
         late_party_writes()
+    if fwd is not None:  # a scanner uploads late: older than every other scan, in DE (seen)
+        w.tick()
+        w.sign(fwd, "scan", {"object": ex.container_ref(first),
+                                     "place": {"country": "DE"}, "event": "observe",
+                                     "at": T0 + 1})
     w.tick()
     _issue_late(w, late)
     # a fork: some author signs a second, different record at a seq it already used
