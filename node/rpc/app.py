@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import trio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -259,8 +260,12 @@ async def get_status(api: Api, request: Request) -> Response:
     """The node's status, with `open_disputes`: how many objects /v1/disputes lists.
 
     Counting reads the whole alert log, so the count is kept until the live alerts of a
-    dispute rule change (`Ledger.disputes_version`): status is polled often."""
+    dispute rule change (`Ledger.disputes_version`): status is polled often. The state
+    root hashes every object's facts after each write (about 0.5 s per 100,000 records
+    here), so it is worked out on a worker thread: the event loop serves other requests
+    meanwhile (the lock keeps the ledger still; `api.status` then finds it cached)."""
     async with api.writer.lock:
+        await trio.to_thread.run_sync(api.ledger.state_root)
         version = api.ledger.disputes_version
         if api.disputes is None or api.disputes[0] != version:
             api.disputes = (version, len(summary.open_disputes(_reader(api))[0]))
