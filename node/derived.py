@@ -15,11 +15,14 @@ alert for that finding has (`node.observer.intents`): one finding, one alert
 network-wide, whoever raises it first.
 
 `affected` says which containers a batch of changed objects may have changed
-the findings of: a container itself, the containers a changed token was packed
-in, the neighbours of an unpacked container (items it shares with others), and
-for a recall of a lot the containers its items were packed in (`lot_containers`:
-the lot's mint records name its serials, whose facts name their containers).
-The ledger re-evaluates those, logs new findings, and withdraws those no longer
+the findings of: a container itself (when a field a finding reads changed, or it
+was scanned: `scanned`), the containers a changed token was packed in (when a
+field a finding reads changed, or a new record roots its custody:
+`named_as_head`), the neighbours of an unpacked container (items it shares with
+others), and for a recall of a lot the containers its items were packed in
+(`lot_containers`: the lot's mint records name its serials, whose facts name
+their containers). Some of these change no fact, yet change a finding: without
+them, the alerts would depend on the order records arrive in. The ledger re-evaluates those, logs new findings, and withdraws those no longer
 called for (`Ledger._derived_alerts`); which findings a container had is kept in
 meta, so withdrawal works in any arrival order.
 """
