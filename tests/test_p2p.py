@@ -394,3 +394,16 @@ async def test_cancellation_shuts_down_cleanly_and_peers_notice() -> None:
             assert kinds == [PeerEventKind.CONNECTED, PeerEventKind.DISCONNECTED]
         with pytest.raises(NetworkError):
             await a.run()
+
+
+def test_only_a_message_arriving_while_libp2p_stops_is_part_of_stopping() -> None:
+    """py-libp2p's pubsub starts a task per message; one read while its service stops
+    meets a closed nursery. `Host` lets exactly that pass while stopping, nothing else."""
+    from node.p2p import _late_arrivals_only
+
+    late = RuntimeError("Nursery is closed to new arrivals")
+    assert _late_arrivals_only(BaseExceptionGroup("g", [late]))
+    assert _late_arrivals_only(BaseExceptionGroup("g", [BaseExceptionGroup("h", [late]), late]))
+    assert not _late_arrivals_only(BaseExceptionGroup("g", [late, RuntimeError("boom")]))
+    assert not _late_arrivals_only(
+        BaseExceptionGroup("g", [BaseExceptionGroup("h", [RuntimeError("boom")])]))
