@@ -27,7 +27,9 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from importlib import metadata
 from pathlib import Path
@@ -272,7 +274,8 @@ class Node:
                              self.genesis.network_id.hex()[:16])
                     task_status.started(url)
         finally:
-            self.close()
+            with signals_ignored(self.handle_signals):  # a second Ctrl-C must not cut it short
+                self.close()
             log.info("event=node.stopped did=%s", self.did)
 
     async def _serve_rpc(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
@@ -340,3 +343,20 @@ class Node:
         except OSError:
             pass
         self.store.close()
+
+
+@contextmanager
+def signals_ignored(enabled: bool = True) -> Iterator[None]:
+    """SIGINT and SIGTERM ignored for the block (closing the store): the first signal began
+    the shutdown, and a second one (Ctrl-C pressed twice) must not cut it short. Only in
+    the main thread, where Python delivers signals; the handlers are restored after."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in old.items():
+            if handler is not None:  # None: a handler not set from Python, left alone
+                signal.signal(signum, handler)
