@@ -128,7 +128,7 @@ def affected(dirty: Iterable[bytes], before: Callable[[bytes], F.Facts],
     again with no fact of theirs changed (`named_as_head`); `scanned`: containers scanned
     in the batch (`scanned`)."""
     out: dict[str, bool] = dict.fromkeys(scanned, False)
-    for key in dirty:
+    for key in sorted({*dirty, *rooted}):
         tag = key[:1]
         if tag == b"c":
             number = key[1:].decode()

@@ -633,7 +633,8 @@ class Ledger:
             self.store.write(ws)
         if fresh:
             self.stats[("alert_received", str(entry.get("rule")))] += 1
-            self.disputes_version += entry.get("rule") in rules.DISPUTE_RULES
+            if entry.get("rule") in rules.DISPUTE_RULES:
+                self.disputes_version += 1
             for cb in self._listeners:
                 cb([], [entry])
         return fresh
@@ -712,7 +713,7 @@ class Ledger:
             return f
 
         rooted = frozenset(derived.named_as_head(b.stored, self.store.object_keys))
-        numbers = derived.affected(sorted(b.dirty | rooted), before, view.facts,
+        numbers = derived.affected(b.dirty, before, view.facts,
                                    lambda n: derived.neighbours(n, view),
                                    lambda k: derived.lot_containers(k, view), rooted,
                                    derived.scanned(b.stored))
