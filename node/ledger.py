@@ -77,6 +77,9 @@ class _Batch:
         self.standing: dict[bytes, tuple[Record, str] | None] = {}
         self.rules_changed: set[str] = set()  # rules of alerts withdrawn or again in force
         self.memo = ledger.verify_memo.staged(self.ws)  # item scans: `node.item_memo`
+        # Ids of the records this node signed for this batch (`Ledger.append_own`): new
+        # hashes that no other record can name yet, and already authorised.
+        self.signed: set[bytes] = set()
 
     def head(self, author: bytes) -> Head | None:
         h = self.heads.get(author)
@@ -286,6 +289,7 @@ class Ledger:
                 # Before placing: an unauthorised record of ours must raise, never wait
                 # in the pending area (it would be stored later, after we said no).
                 authorise(self.creds, r)
+                batch.signed.add(r.id)
                 out = self._place(r, batch, released)
                 if out.status != "stored":
                     raise AppendError(out)
@@ -409,7 +413,8 @@ class Ledger:
             self.stats[("dropped", "pending_full")] += 1
             return Outcome("pending", r.id, "pending area full: dropped, sync will refetch")
         try:
-            authorise(self.creds, r)
+            if r.id not in b.signed:  # ours were authorised just before, by `append_own`
+                authorise(self.creds, r)
         except RoleError as exc:
             if exc.rule == "author.unknown":
                 if not self.pending.add_unknown_author(r):
@@ -712,7 +717,9 @@ class Ledger:
                 f = F.decode_facts(raw) if raw is not None else {}
             return f
 
-        rooted = frozenset(derived.named_as_head(b.stored, self.store.object_keys))
+        # A record this node just signed has an id no offer can name yet: no lookup.
+        rooted = frozenset(derived.named_as_head(
+            [r for r in b.stored if r.id not in b.signed], self.store.object_keys))
         numbers = derived.affected(b.dirty, before, view.facts,
                                    lambda n: derived.neighbours(n, view),
                                    lambda k: derived.lot_containers(k, view), rooted,
