@@ -37,6 +37,7 @@ Value = Any  # None | bool | int | str | bytes | list[Value] | dict[str, Value]
 
 _INT_MIN: Final = -(2**63)
 _INT_MAX: Final = 2**64 - 1
+_KEPT: Final = frozenset({str, bytes, bool, type(None)})  # encoded as they are, unchecked
 
 
 def _canonical(value: Value, depth: int) -> Value:
@@ -57,9 +58,17 @@ def _canonical(value: Value, depth: int) -> Value:
                 raise LocalProtocolError(f"map key {k!r} is not a string")
         out = {}
         for k in sorted(value):
-            out[k] = _canonical(value[k], depth + 1)
+            v = value[k]
+            tv = type(v)
+            # Members kept as they are need no call (encoding is hot in signing).
+            if tv in _KEPT or (tv is int and _INT_MIN <= v <= _INT_MAX):
+                out[k] = v
+            else:
+                out[k] = _canonical(v, depth + 1)
         return out
     if t is list or t is tuple:
+        if _KEPT.issuperset(map(type, value)):
+            return list(value)
         return [_canonical(v, depth + 1) for v in value]
     if t is bytearray or t is memoryview:
         return bytes(value)
