@@ -76,6 +76,35 @@ def test_floats_are_refused_on_encode() -> None:
         codec.encode({"weight": 1.5})
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": 1.5},
+        {"a": [1, 1.5]},
+        [{"a": "x"}, 1.5],
+        {"a": 2**64},
+        {"a": -(2**63) - 1},
+        {"a": [2**64]},
+        {"a": {"b": 2**64}},
+        {"a": {1: "x"}},
+        {"a": object()},
+        {"a": ["x", b"y", None, True, object()]},
+    ],
+)
+def test_forbidden_members_are_refused_wherever_they_sit(value: object) -> None:
+    with pytest.raises(LocalProtocolError):
+        codec.encode(value)
+
+
+def test_members_are_put_in_wire_form_wherever_they_sit() -> None:
+    assert codec.encode({"b": (1, "x"), "a": bytearray(b"y")}) == codec.encode(
+        {"a": b"y", "b": [1, "x"]}
+    )
+    assert codec.encode([("x", b"y"), {"b": 2**64 - 1, "a": -(2**63)}]) == msgpack.packb(
+        [["x", b"y"], {"a": -(2**63), "b": 2**64 - 1}], use_bin_type=True
+    )
+
+
 def test_depth_is_bounded() -> None:
     deep: object = 1
     for _ in range(codec.MAX_DEPTH + 1):
