@@ -96,6 +96,7 @@ class NetStats:
     gossip_out: int = 0
     gossip_rejected: int = 0
     gossip_dropped: int = 0
+    gossip_unsent: int = 0  # own records not gossiped: no peer subscribed (sync carries them)
     gossip_records_in: int = 0
     gossip_bytes_in: int = 0
     gossip_bytes_out: int = 0
@@ -508,6 +509,12 @@ class Network:
                     batch.append(self._outbox.receive_nowait().wire)
                 except trio.WouldBlock:
                     break
+            if not self.host.topic_peers(self.topic):
+                # Nobody would receive it: skip signing (and libp2p's check of our own
+                # signature on) a message for no one. Sync gives peers that come later
+                # everything they lack, gossip or not.
+                self.stats.gossip_unsent += len(batch)
+                continue
             for message in _messages(batch):
                 try:
                     await self.host.publish(self.topic, message)

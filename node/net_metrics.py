@@ -43,6 +43,9 @@ class NetCollector(Collector):
                           ("peer_queue_full", outbound_rpc_drops())):
             dropped.add_metric([reason], n)
         yield dropped
+        yield CounterMetricFamily("sealchain_gossip_unsent_records", "Own records not gossiped "
+                                  "because no peer subscribed to the records topic (sync "
+                                  "delivers them)", value=s.gossip_unsent)
         yield CounterMetricFamily("sealchain_gossip_publish_waits", "Publishes that waited for a "
                                   "peer's outbound queue to drain", value=host.publish_waits)
         yield CounterMetricFamily("sealchain_peer_events_dropped", "Connection events dropped "

@@ -80,3 +80,27 @@ async def test_lag_gossip_and_sync_figures_have_real_values(tmp_path: Path) -> N
                  "sealchain_peers_refused_total", "sealchain_peer_records_rejected_total",
                  "sealchain_pending_missing_records"):
         assert (name, ()) in got, name
+
+
+async def test_own_records_are_not_gossiped_to_no_one_and_are_once_a_peer_listens(
+        tmp_path: Path) -> None:
+    world, parties = make_world(2)
+    nodes = make_nodes(tmp_path, world, parties)
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            alone = await start(nursery, nodes[0], sync_interval_s=3600)
+            await _write(nodes[0], world, 5)
+            await eventually(lambda: alone.stats.gossip_unsent == 5)
+            assert alone.stats.gossip_out == 0
+            assert _samples(alone)[("sealchain_gossip_unsent_records_total", ())] == 5
+            other = await start(nursery, nodes[1], bootstrap=alone.addrs[:1],
+                                sync_interval_s=3600)
+            await eventually(lambda: bool(alone.host.topic_peers(alone.topic))
+                             and other.stats.sync_sessions > 0)
+            await converged(nodes)  # the first five came by sync, on connect
+            await _write(nodes[0], world, 5, offset=1000)
+            await eventually(lambda: other.stats.gossip_records_in >= 5)
+            assert alone.stats.gossip_out > 0
+            assert alone.stats.gossip_unsent == 5
+            await converged(nodes)
+            nursery.cancel_scope.cancel()
