@@ -491,6 +491,9 @@ class Network:
                 pass
 
     def _enqueue(self, records: list[Record]) -> None:
+        if not self.host.topic_peers(self.topic):  # see `_gossip_out`
+            self.stats.gossip_unsent += len(records)
+            return
         for r in records:
             try:
                 self._outbox_send.send_nowait(r)
