@@ -22,7 +22,6 @@ from pathlib import Path
 from node import audit
 from node.datadir import DataDir
 from node.ledger import Ledger
-from node.scenario import World
 from node.store import Store
 from protocol.envelope import Record
 from tests.crash_child import NODE_KEY, build_world, write_wires
@@ -103,13 +102,17 @@ def verify(data: DataDir, acked: set[bytes]) -> tuple[int, int]:
         store.close()
 
 
-def storable(tmp_path: Path, world: World, records: list[Record]) -> int:
-    """How many of the foreign records a node that is never killed stores."""
-    store = Store.open(tmp_path / "reference")
+def stores_more(data: DataDir, records: list[Record]) -> bool:
+    """Whether the node, not killed this time, would store any foreign record it lacks.
+
+    Not a count to compare with: what is storable depends on the order of arrival
+    (once a fork's twin is in, the author's later records are refused).
+    """
+    store = Store.open(data.db_path)
     try:
-        led = Ledger(store, world.genesis)
-        led.submit([r.wire for r in records], int(time.time() * 1000))
-        return sum(1 for _ in store.iter_records())
+        led = Ledger(store, data.genesis(), own=NODE_KEY)
+        outcomes = led.submit([r.wire for r in records], int(time.time() * 1000))
+        return any(o.status == "stored" for o in outcomes)
     finally:
         store.close()
 
@@ -141,7 +144,8 @@ def test_killed_at_random_moments_never_loses_or_forks(tmp_path: Path) -> None:
     assert own > counts[0][1]
     foreign = [t - o for t, o in counts]
     assert foreign == sorted(foreign)
-    # foreign ingest went on after the first run, unless that run already stored it all
-    assert foreign[-1] > foreign[0] or foreign[0] == storable(tmp_path, world, records), counts
+    # foreign ingest went on after the first run, unless that run already stored all it
+    # could (checked last: it writes to the store)
+    assert foreign[-1] > foreign[0] or not stores_more(data, records), counts
     grew = sum(1 for a, b in zip(counts, counts[1:], strict=False) if b[0] > a[0])
     assert grew >= KILLS // 2, counts
