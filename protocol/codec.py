@@ -91,6 +91,33 @@ def _no_ext(code: int, data: bytes) -> Value:
 
 def decode(data: bytes) -> Value:
     """Decode one canonical document. Raises `DecodeError` on anything else."""
+    value, data = _unpack(data)
+    _check_decoded(value, 0)
+    # Maps are in wire order, which `_check_decoded` found sorted, so packing the
+    # decoded value as it is gives the canonical encoding: it must be `data`.
+    if _packer()(value) != data:
+        raise DecodeError("not canonical: re-encoding gives different bytes")
+    return value
+
+
+def decode_trusting_schema(data: bytes) -> Value:
+    """`decode` less its walk over the decoded value, for a caller whose schema does it.
+
+    Still refused here: what is not MessagePack, trailing bytes, duplicate keys,
+    integers and lengths not in their shortest form, extension types, and the size
+    limits. Left to the caller, for every map and member it accepts: str keys in
+    sorted order, no floats, and the nesting depth. `Record.from_bytes` uses it with
+    the body schemas' `from_wire`, which check exactly that as they parse, and is
+    tested to accept and refuse exactly what `decode` and the schemas do together.
+    """
+    value, data = _unpack(data)
+    if _packer()(value) != data:
+        raise DecodeError("not canonical: re-encoding gives different bytes")
+    return value
+
+
+def _unpack(data: bytes) -> tuple[Value, bytes]:
+    """The value `data` holds (and `data` as bytes), under the limits; no canonical checks."""
     if type(data) is not bytes:
         try:
             data = bytes(data)
@@ -117,12 +144,7 @@ def decode(data: bytes) -> Value:
         raise
     except Exception as exc:  # msgpack raises many unrelated types: map them all here
         raise DecodeError(f"not valid MessagePack: {type(exc).__name__}: {exc}") from exc
-    _check_decoded(value, 0)
-    # Maps are in wire order, which `_check_decoded` found sorted, so packing the
-    # decoded value as it is gives the canonical encoding: it must be `data`.
-    if _packer()(value) != data:
-        raise DecodeError("not canonical: re-encoding gives different bytes")
-    return value
+    return value, data
 
 
 _local: Final = threading.local()

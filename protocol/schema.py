@@ -13,6 +13,14 @@ rejected, so a body has one encoding. Unknown fields are rejected.
 
 Cross-field rules go in a `validate(self)` method, run after the fields parse.
 
+`from_wire` parses a map as `codec.decode_trusting_schema` gives it, in wire
+order and not yet walked: it also refuses a map (at any depth) whose keys are
+not in sorted order. Every other rule of the codec's walk holds by the schema
+itself: keys are field names (str), checks take exact types (no floats), and
+the nesting is the schema's. A check that parses a map (or a list of maps) so
+carries a `wire` variant that checks the order too (`struct`, `list_of`,
+`attrs`, and wrappers through `with_wire`).
+
 Decoding is hot, so each class's parser is compiled from its field table on
 first use (`_compile_parser`) and tested against the plain one
 (`Struct._parse_reference`); checks used thousands of times per record have
@@ -56,12 +64,25 @@ class Struct:
         return parse(value, path)  # type: ignore[no-any-return]
 
     @classmethod
-    def _parse_reference(cls: type[T], value: Any, path: str) -> T:
-        """What `from_value` does, written plainly: the reference the compiled
-        parsers are tested against, and the parser of classes that cannot be
-        compiled (see `_compile_parser`)."""
+    def from_wire(cls: type[T], value: Any, path: str = "body") -> T:
+        """`from_value` for a map straight from `codec.decode_trusting_schema`: also
+        refuses keys out of sorted order, here and in every nested map (see above)."""
+        try:
+            parse = cls.__dict__["_wire_parser"]
+        except KeyError:
+            parse = _compile_parser(cls, wire=True)
+            type.__setattr__(cls, "_wire_parser", parse)
+        return parse(value, path)  # type: ignore[no-any-return]
+
+    @classmethod
+    def _parse_reference(cls: type[T], value: Any, path: str, wire: bool = False) -> T:
+        """What `from_value` (or, with `wire`, `from_wire`) does, written plainly: the
+        reference the compiled parsers are tested against, and the parser of classes
+        that cannot be compiled (see `_compile_parser`)."""
         if type(value) is not dict:
             raise ValidationError(path, "type", "expected a map")
+        if wire:
+            _check_order([*value], path)
         kwargs: dict[str, Any] = {}
         for name, check, required in cls._field_table():
             sub = f"{path}.{name}"
@@ -69,7 +90,7 @@ class Struct:
                 raw = value[name]
                 if raw is None:
                     raise ValidationError(sub, "null", "nil is not allowed: omit the field")
-                kwargs[name] = check(raw, sub)
+                kwargs[name] = (wire_check(check) if wire else check)(raw, sub)
             elif required:
                 raise ValidationError(sub, "required", "missing field")
         if len(kwargs) != len(value):
@@ -114,6 +135,43 @@ def _unknown_field(cls: type[Struct], value: dict[Any, Any], path: str) -> None:
     raise ValidationError(f"{path}.{extra[0]}", "unknown", "unknown field")
 
 
+def _check_order(keys: list[Any], path: str) -> None:
+    """Raise unless `keys` (a map's, in wire order) are str in sorted order."""
+    try:
+        ordered = keys == sorted(keys)
+    except TypeError:  # str and bytes keys mixed
+        ordered = False
+    if not ordered or (keys and type(keys[0]) is not str):
+        raise ValidationError(path, "canonical", "map keys are not str in sorted order")
+
+
+_MAX_ORDERS: Final = 1024
+
+
+def _ordered(keys: tuple[Any, ...], path: str, seen: set[tuple[Any, ...]],
+             names: frozenset[str]) -> None:
+    """`_check_order` for a compiled wire parser, which remembers (in `seen`) the key
+    tuples it passed that hold field `names` only: at most one per subset of fields."""
+    _check_order(list(keys), path)
+    if len(seen) < _MAX_ORDERS and names.issuperset(keys):
+        seen.add(keys)
+
+
+def wire_check(check: Check) -> Check:
+    """The variant of `check` for values from `codec.decode_trusting_schema` (see above)."""
+    wire: Check = getattr(check, "wire", check)
+    return wire
+
+
+def with_wire(check: Check, wrap: Callable[[Check], Check]) -> Check:
+    """`wrap(check)`, whose wire variant is `wrap` of `check`'s (for checks that wrap others)."""
+    out = wrap(check)
+    inner = getattr(check, "wire", None)
+    if inner is not None:
+        out.wire = wrap(inner)  # type: ignore[attr-defined]
+    return out
+
+
 def _nil(path: str) -> None:
     raise ValidationError(path, "null", "nil is not allowed: omit the field")
 
@@ -122,8 +180,9 @@ def _missing(path: str) -> None:
     raise ValidationError(path, "required", "missing field")
 
 
-def _compile_parser(cls: type[Struct]) -> Callable[[Any, str], Any]:
-    """A parser for `cls` specialised to its fields, as dataclasses builds `__init__`.
+def _compile_parser(cls: type[Struct], wire: bool = False) -> Callable[[Any, str], Any]:
+    """A parser for `cls` specialised to its fields, as dataclasses builds `__init__`
+    (with `wire`, the parser of `from_wire`: it checks the key order first).
 
     Decoding runs it for every map of every record, so it does per field only
     what the field needs: a lookup, the nil and required rules, the check, and
@@ -141,21 +200,32 @@ def _compile_parser(cls: type[Struct]) -> Callable[[Any, str], Any]:
         and all(required or fields[n].default is not _REQUIRED for n, _, required in checked)
         and not hasattr(cls, "__post_init__")
     ):
-        return functools.partial(cls._parse_reference.__func__, cls)  # type: ignore[attr-defined]
+        return functools.partial(cls._parse_reference.__func__, cls,  # type: ignore[attr-defined]
+                                 wire=wire)
     env: dict[str, Any] = {
         "cls": cls, "_new": object.__new__, "_nil": _nil, "_missing": _missing,
         "_unknown_field": _unknown_field, "_validate": cls.validate,
-        "ValidationError": ValidationError,
+        "ValidationError": ValidationError, "_ordered": _ordered, "_orders": set(),
+        "_names": frozenset(name for name, _, _ in checked),
     }
     lines = [
         "def parse(value, path):",
         "    if type(value) is not dict:",
         "        raise ValidationError(path, 'type', 'expected a map')",
+    ]
+    if wire:
+        lines += [
+            "    keys = tuple(value)",
+            "    if keys not in _orders:",
+            "        _ordered(keys, path, _orders, _names)",
+        ]
+    lines += [
         "    obj = _new(cls)",
         "    n = 0",
     ]
     for i, (name, check, required) in enumerate(checked):
-        env[f"_check{i}"], env[f"_set{i}"] = check, setters[name]
+        env[f"_check{i}"] = wire_check(check) if wire else check
+        env[f"_set{i}"] = setters[name]
         env[f"_default{i}"] = fields[name].default
         suffix = f".{name}"
         lines += [
@@ -174,7 +244,7 @@ def _compile_parser(cls: type[Struct]) -> Callable[[Any, str], Any]:
     lines.append("    return obj")
     exec("\n".join(lines), env)  # field names only: no outside input
     parse: Callable[[Any, str], Any] = env["parse"]
-    parse.__qualname__ = f"{cls.__qualname__}.from_value"
+    parse.__qualname__ = f"{cls.__qualname__}.{'from_wire' if wire else 'from_value'}"
     return parse
 
 
@@ -222,13 +292,21 @@ def register(type_name: str) -> Callable[[B], B]:
 
 def parse_body(type_name: str, value: Any) -> Body:
     """The typed body of a record of `type_name`, or `ValidationError`."""
+    return _body_type(type_name).from_value(value, "body")
+
+
+def parse_wire_body(type_name: str, value: Any) -> Body:
+    """`parse_body` with `from_wire`: for a body from `codec.decode_trusting_schema`."""
+    return _body_type(type_name).from_wire(value, "body")
+
+
+def _body_type(type_name: str) -> type[Body]:
     if type(type_name) is not str:
         raise ValidationError("type", "type", "type is a string")
     try:
-        cls = TYPES[type_name]
+        return TYPES[type_name]
     except KeyError:
         raise ValidationError("type", "unknown", f"unknown record type {type_name!r}") from None
-    return cls.from_value(value, "body")
 
 
 def type_of(body: Body) -> str:
@@ -321,6 +399,10 @@ def list_of(
     item: Check, *, max: int, min: int = 0, unique: bool = False, ascending: bool = False
 ) -> Check:
     """A list of `item`; `ascending` demands strictly increasing order (implies unique)."""
+    return with_wire(item, lambda i: _list_check(i, max, min, unique, ascending))
+
+
+def _list_check(item: Check, max: int, min: int, unique: bool, ascending: bool) -> Check:
     # An item check made by `fast_path` carries a pattern for a whole list: a list
     # of strings that all fit is accepted with no Python call per item.
     bulk: re.Pattern[str] | None = getattr(item, "bulk", None)
@@ -406,6 +488,10 @@ def struct(cls: type[Struct]) -> Check:
     def check(v: Any, path: str) -> Struct:
         return cls.from_value(v, path)
 
+    def wire(v: Any, path: str) -> Struct:
+        return cls.from_wire(v, path)
+
+    check.wire = wire  # type: ignore[attr-defined]
     return check
 
 
@@ -443,4 +529,10 @@ def attrs(*, max_items: int, max_str: int) -> Check:
                 raise ValidationError(f"{path}.{k}", "type", "attribute values are str, int or bool")
         return dict(v)
 
+    def wire(v: Any, path: str) -> dict[str, Any]:
+        out = check(v, path)
+        _check_order([*v], path)  # the keys are str: `check` checked them
+        return out
+
+    check.wire = wire  # type: ignore[attr-defined]
     return check

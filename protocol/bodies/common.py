@@ -162,32 +162,48 @@ _REFS: dict[tuple[str, str], ObjectRef] = {}
 _MAX_REFS: Final = 4096
 
 
-def _object_ref(v: Any, path: str) -> ObjectRef:
-    """`ObjectRef.from_value`, remembering the refs it made (objects recur in traffic).
+_WIRE_ORDER: Final = ("id", "kind")
 
-    Only a map of exactly two str fields, `kind` and `id`, is looked up: for it
-    `from_value` would make an equal (immutable) object. Anything else, and
-    every first sight, is parsed afresh, so errors are `from_value`'s.
+
+def _object_ref(v: Any, path: str, wire: bool = False) -> ObjectRef:
+    """`ObjectRef.from_value` (with `wire`, `from_wire`), remembering the refs it made
+    (objects recur in traffic).
+
+    Only a map of exactly two str fields, `kind` and `id` (with `wire`, in that
+    wire order), is looked up: for it the parser would make an equal (immutable)
+    object. Anything else, and every first sight, is parsed afresh, so errors are
+    the parser's.
     """
-    if type(v) is dict and len(v) == 2:
+    parse = ObjectRef.from_wire if wire else ObjectRef.from_value
+    if type(v) is dict and len(v) == 2 and (not wire or tuple(v) == _WIRE_ORDER):
         kind, id_ = v.get("kind"), v.get("id")
         if type(kind) is str and type(id_) is str:
             ref = _REFS.get((kind, id_))
             if ref is None:
-                ref = ObjectRef.from_value(v, path)
+                ref = parse(v, path)
                 if len(_REFS) >= _MAX_REFS:
                     _REFS.clear()
                 _REFS[kind, id_] = ref
             return ref
-    return ObjectRef.from_value(v, path)
+    return parse(v, path)
+
+
+def _goods(ref: ObjectRef, path: str) -> ObjectRef:
+    if ref.kind == "party":
+        raise ValidationError(f"{path}.kind", "kind", "a party cannot be handed over or scanned")
+    return ref
 
 
 def GOODS_REF(v: Any, path: str) -> ObjectRef:
     """An `ObjectRef` to goods (token, container or shipment), never to a party."""
-    ref = _object_ref(v, path)
-    if ref.kind == "party":
-        raise ValidationError(f"{path}.kind", "kind", "a party cannot be handed over or scanned")
-    return ref
+    return _goods(_object_ref(v, path), path)
+
+
+def _goods_ref_wire(v: Any, path: str) -> ObjectRef:
+    return _goods(_object_ref(v, path, wire=True), path)
+
+
+GOODS_REF.wire = _goods_ref_wire  # type: ignore[attr-defined]  # see `schema.wire_check`
 
 
 # -- helpers ------------------------------------------------------------------------

@@ -30,15 +30,16 @@ _SERIALS: Final = schema.list_of(SERIAL, min=1, max=1000, ascending=True)
 
 def _attrs(*, max_items: int, max_str: int) -> Check:
     # An empty map would be a second encoding of "no attributes": omit the field instead.
-    check = schema.attrs(max_items=max_items, max_str=max_str)
+    def non_empty(check: Check) -> Check:
+        def strict(v: Any, path: str) -> dict[str, Any]:
+            out: dict[str, Any] = check(v, path)
+            if not out:
+                raise ValidationError(path, "length", "an empty attribute map: omit the field")
+            return out
 
-    def strict(v: Any, path: str) -> dict[str, Any]:
-        out: dict[str, Any] = check(v, path)
-        if not out:
-            raise ValidationError(path, "length", "an empty attribute map: omit the field")
-        return out
+        return strict
 
-    return strict
+    return schema.with_wire(schema.attrs(max_items=max_items, max_str=max_str), non_empty)
 
 
 @register("product.mint")
