@@ -108,6 +108,16 @@ class _Batch:
             self.dirty.add(key)
 
 
+class Staged:
+    """Own records signed and placed, and the batch that stores them (`Ledger.stage_own`)."""
+
+    __slots__ = ("records", "batch")
+
+    def __init__(self, records: list[Record], batch: _Batch) -> None:
+        self.records = records
+        self.batch = batch
+
+
 class Ledger:
     def __init__(
         self,
@@ -269,6 +279,17 @@ class Ledger:
         Raises `ValidationError` for an invalid body, `RoleError` for a type our
         credential does not allow, `AppendError` for anything else.
         """
+        staged = self.stage_own(entries, now)
+        self.write_staged(staged)
+        self.settle_staged(staged)
+        return staged.records
+
+    def stage_own(self, entries: Sequence[tuple[str, Any]], now: int) -> Staged:
+        """`append_own` up to its write: signed, placed, the batch built, nothing written.
+
+        Then `write_staged` (which may run in a worker thread) and `settle_staged`, with
+        no other change to the ledger in between. Raises as `append_own` does.
+        """
         if self.own is None:
             raise AppendError(Outcome("rejected", reason="this node has no signing key"))
         me = self.own.public.raw
@@ -298,8 +319,16 @@ class Ledger:
         except Error:
             self._load()  # earlier entries may have changed the credential set
             raise
-        self._commit(batch, now)
-        return records
+        self._seal(batch, now)
+        return Staged(records, batch)
+
+    def write_staged(self, staged: Staged) -> None:
+        """The synced write of what `stage_own` staged (reloads the caches if it fails)."""
+        self._write(staged.batch)
+
+    def settle_staged(self, staged: Staged) -> None:
+        """After `write_staged`: the in-memory state follows, listeners are told."""
+        self._settle(staged.batch)
 
     @property
     def _own_ts(self) -> int:
@@ -331,17 +360,27 @@ class Ledger:
         return outcomes
 
     def _commit(self, batch: _Batch, now: int) -> None:
+        self._seal(batch, now)
+        self._write(batch)
+        self._settle(batch)
+
+    def _seal(self, batch: _Batch, now: int) -> None:
+        """The batch's alerts and facts into its write set."""
         self._evaluate_alerts(batch, now)
         for key in batch.dirty:
             if batch.facts[key]:
                 batch.ws.put(b"S" + key, F.encode_facts(batch.facts[key]))
             else:  # recomputed to nothing: as if never seen, so state_root agrees
                 batch.ws.delete(b"S" + key)
+
+    def _write(self, batch: _Batch) -> None:
         try:
             self.store.write(batch.ws)
         except StorageError:
             self._load()
             raise
+
+    def _settle(self, batch: _Batch) -> None:
         self._heads.update(batch.heads)
         batch.memo.settle()  # durable: the item scans this batch worked out hold now
         for key in batch.dirty:

@@ -18,10 +18,16 @@ us; a missing `head` is filled in). A failing entry fails its job only, with
 its index; the rest are appended together. Should that append still fail, each
 job is retried alone.
 
-The ledger is written only here, in a worker thread (the synced LevelDB write
-releases the GIL, so the RPC goes on parsing requests meanwhile), while holding
-`lock`. Readers of the ledger's in-memory state in the trio thread take `lock`
-too; reads that go straight to LevelDB (records, feeds, alerts) need not.
+The ledger is written only here, while holding `lock`, in a worker thread (the
+synced LevelDB write releases the GIL, so the RPC goes on parsing requests
+meanwhile). A small group of plain entries (up to `SMALL_GROUP` records, the
+usual group of one-record requests) is signed and placed in the trio thread
+instead (`Ledger.stage_own`, under a millisecond or two), and only its synced
+write goes to the worker thread: the two threads no longer pass the GIL back
+and forth at every signature and every LevelDB read, which cost more CPU than
+the work itself (measured: about 250 µs per one-record request). Readers of the
+ledger's in-memory state in the trio thread take `lock` too; reads that go
+straight to LevelDB (records, feeds, alerts) need not.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ log = logging.getLogger("sealchain.writer")
 
 QUEUE_BOUND: Final = 1024  # jobs waiting for the writer; senders wait beyond it
 MAX_GROUP: Final = 5_000  # records in one group commit (bounds how long readers wait for `lock`)
+SMALL_GROUP: Final = 32  # up to this many plain records are staged in the trio thread
 _HANDOVER: Final = ("handover.offer", "handover.accept")
 _CREDENTIALS: Final = ("credential.issue", "credential.delegate", "credential.revoke")
 _CHECKED: Final = frozenset({*_HANDOVER, *_CREDENTIALS})  # always checked one by one
@@ -101,6 +108,7 @@ class Writer:
         self.metrics = metrics
         self._send, self._recv = trio.open_memory_channel[_Job](bound)
         self.groups = 0
+        self.staged_groups = 0  # of `groups`, those staged in the trio thread (`_write_small`)
         # Held while a group is written (in a worker thread): whoever reads the ledger's
         # in-memory state (facts cache, heads, credentials) from the trio thread takes it.
         self.lock = trio.Lock()
@@ -158,7 +166,8 @@ class Writer:
                         # The synced write releases the GIL: the RPC keeps reading requests
                         # meanwhile, so the next group is larger. Not abandoned on
                         # cancellation: a write in flight always completes.
-                        await trio.to_thread.run_sync(self.process, group)
+                        if not await self._write_small(group, n):
+                            await trio.to_thread.run_sync(self.process, group)
                 finally:
                     for j in group:
                         if not j.finished:  # cancelled before it was written
@@ -166,6 +175,43 @@ class Writer:
                         j.done.set()
                 if self.after_group is not None:
                     self.after_group()
+
+    async def _write_small(self, group: Sequence[_Job], n: int) -> bool:
+        """Write a small group of plain own entries, staged here and written in a worker
+        thread. False, having changed nothing, for any other group and for one that
+        fails to stage (`process` then finds the failing entries)."""
+        if n > SMALL_GROUP or any(j.entries is None for j in group):
+            return False
+        entries = [e for j in group for e in j.entries or ()]
+        if any(t in _CHECKED for t, _ in entries):
+            return False
+        t0 = time.perf_counter()
+        self.groups += 1
+        try:
+            staged = self.ledger.stage_own(entries, self.clock())
+        except Error:
+            self.groups -= 1
+            return False
+        except Exception as exc:  # a bug: as `_guard` does, the jobs carry it
+            self._fail(group, exc)
+            return True
+        try:
+            await trio.to_thread.run_sync(self.ledger.write_staged, staged)
+            self.ledger.settle_staged(staged)
+        except Exception as exc:
+            self._fail(group, exc)
+            return True
+        self.staged_groups += 1
+        self._split(group, staged.records, t0)
+        for j in group:
+            j.finished = True
+        return True
+
+    @staticmethod
+    def _fail(group: Sequence[_Job], exc: Exception) -> None:
+        log.exception("event=write.failed error=%s", type(exc).__name__)
+        for j in group:
+            j.error, j.finished = exc, True
 
     def process(self, group: Sequence[_Job]) -> None:
         now = self.clock()

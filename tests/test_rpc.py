@@ -16,8 +16,10 @@ import trio
 
 from crypto import merkle
 from crypto.didkey import did_from_public
+from node import audit
 from node.daemon import Node, peer_id
 from node.scenario import tokens_of
+from node.writer import SMALL_GROUP
 from protocol.bodies import token_id
 from protocol.envelope import Record
 from tests.rpc_helpers import BOX, BOX2, GTIN, Provisioned, client, mint_body, provision
@@ -275,6 +277,25 @@ async def test_concurrent_posts_share_writes_and_fail_alone(rpc: Running) -> Non
         assert all(r.status_code == 201 for r in results.values())
         assert sorted(r.json()["seq"] for r in results.values()) == list(range(1, 40))
         assert rpc.node.writer.groups < 40  # some requests shared a synced write
+
+
+async def test_small_groups_are_staged_in_the_trio_thread_and_large_ones_are_not(
+        rpc: Running) -> None:
+    with trio.fail_after(TIMEOUT):
+        writer = rpc.node.writer
+        before = writer.staged_groups
+        r = await post(rpc, "product.mint", mint_body(["S001"]))
+        assert r.status_code == 201, r.text
+        assert writer.staged_groups == before + 1
+        batch = {"records": [{"type": "product.mint", "body": mint_body([f"S{i:03d}"])}
+                             for i in range(2, 2 + SMALL_GROUP + 1)]}
+        r = await rpc.write.post("/v1/records/batch", json=batch)
+        assert r.status_code == 201, r.text
+        assert writer.staged_groups == before + 1  # over SMALL_GROUP: the worker thread's
+        seqs = [x["seq"] for x in r.json()["records"]]
+        assert seqs == list(range(2, 2 + SMALL_GROUP + 1))
+        async with writer.lock:  # both ways: what is stored agrees with the records alone
+            assert audit.check(rpc.node.ledger.store, rpc.node.genesis) == []
 
 
 # -- custody conflicts -----------------------------------------------------------------------
