@@ -9,7 +9,6 @@ a missing key), signed again so that only the mutation is wrong, and decoded bot
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,10 +19,11 @@ from hypothesis import strategies as st
 
 from crypto.errors import Error
 from crypto.keys import SigningKey
-from protocol import codec, schema
+from protocol import codec
 from protocol.envelope import SIGNING_DOMAIN, Record
 from protocol.errors import DecodeError, ValidationError
 from tests import examples as ex
+from tests.test_envelope import SAMPLES
 
 KEY = SigningKey(bytes([9]) * 32)
 SHAPES = sorted({**ex.EXAMPLES, **ex.VARIANTS})
@@ -168,27 +168,8 @@ def test_keys_out_of_order_are_refused_at_every_depth(shape: str) -> None:
     assert swapped >= 2  # the header and the body at least
 
 
-def _struct_maps() -> list[tuple[type[schema.Struct], dict[str, Any]]]:
-    """Every struct class of every example with the map it parses (nested ones too)."""
-    out: list[tuple[type[schema.Struct], dict[str, Any]]] = []
-
-    def visit(cls: type[schema.Struct], value: dict[str, Any]) -> None:
-        out.append((cls, value))
-        obj = cls.from_value(value, "body")
-        for f in dataclasses.fields(obj):  # type: ignore[arg-type]
-            sub, v = getattr(obj, f.name), value.get(f.name)
-            if isinstance(sub, schema.Struct) and isinstance(v, dict):
-                visit(type(sub), v)
-            elif isinstance(sub, tuple) and sub and isinstance(sub[0], schema.Struct):
-                visit(type(sub[0]), v[0])
-
-    for shape in SHAPES:
-        visit(schema.TYPES[shape.split("/")[0]], codec.decode(codec.encode(
-            {**ex.EXAMPLES, **ex.VARIANTS}[shape]())))
-    return out
-
-
-STRUCT_MAPS = _struct_maps()
+# Every struct class with a map it parses (nested ones too), in canonical key order.
+STRUCT_MAPS = [(cls, codec.decode(codec.encode(value))) for cls, value in SAMPLES]
 
 
 def _parse(parse: Any, value: Any) -> Any:
