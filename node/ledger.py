@@ -51,6 +51,7 @@ log = logging.getLogger("sealchain.ledger")
 
 _CREDENTIAL_TYPES = ("credential.issue", "credential.delegate", "credential.revoke")
 _TYPE_INDEXED = frozenset({*_CREDENTIAL_TYPES, "alert", "customs.declaration"})
+_RECORD_CACHE = 4096  # decoded records `Ledger.record` keeps
 _UNAUTHORISED = "unauthorised."  # meta: an author's first record written without the right
 
 
@@ -147,6 +148,11 @@ class Ledger:
         self._facts_weight: dict[bytes, int] = {}
         self._facts_cache_load = 0
         self._heads: dict[bytes, Head] = {}
+        # Decoded stored records by id (a record never changes), for the reads that
+        # verification and custody make again batch after batch: mints, seals,
+        # hand-overs, shipments. Emptied when full (no eviction order to keep: the
+        # writer thread and the trio thread both read it).
+        self._records: dict[bytes, Record] = {}
         self._root: tuple[int, bytes] | None = None
         self._listeners: list[Any] = []
         self._ts_of: dict[bytes, tuple[bytes, int]] = {}  # author -> (head id, its ts)
@@ -194,8 +200,16 @@ class Ledger:
         return dict(self._heads)
 
     def record(self, rid: bytes) -> Record | None:
-        raw = self.store.record(rid)
-        return None if raw is None else Record.from_bytes(raw, verify=False)
+        r = self._records.get(rid)
+        if r is None:
+            raw = self.store.record(rid)
+            if raw is None:
+                return None
+            r = Record.from_bytes(raw, verify=False)
+            if len(self._records) >= _RECORD_CACHE:
+                self._records.clear()
+            self._records[rid] = r
+        return r
 
     def facts(self, key: bytes) -> F.Facts:
         return self._load_facts(key)
@@ -757,8 +771,9 @@ class Ledger:
             return f
 
         # A record this node just signed has an id no offer can name yet: no lookup.
-        rooted = frozenset(derived.named_as_head(
-            [r for r in b.stored if r.id not in b.signed], self.store.object_keys))
+        with self.store.object_keys_lookup() as indexed:
+            rooted = frozenset(derived.named_as_head(
+                [r for r in b.stored if r.id not in b.signed], indexed))
         numbers = derived.affected(b.dirty, before, view.facts,
                                    lambda n: derived.neighbours(n, view),
                                    lambda k: derived.lot_containers(k, view), rooted,

@@ -28,7 +28,8 @@ compares them with findings worked out afresh, `sealchain rebuild` rewrites them
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
@@ -257,6 +258,26 @@ class Store:
         """The object keys starting with `prefix` that index a record, each once."""
         keys = self._db.iterator(prefix=b"O" + prefix, include_value=False)
         return list(dict.fromkeys(k[1:-33] for k in keys))  # less b"\x00" + the record id
+
+    @contextmanager
+    def object_keys_lookup(self) -> Iterator[Callable[[bytes], list[bytes]]]:
+        """`object_keys` for many prefixes in a row, through one iterator that seeks to
+        each (setting up an iterator for each costs more than the lookup)."""
+        it = self._db.iterator(include_value=False)
+        try:
+            def keys(prefix: bytes) -> list[bytes]:
+                start = b"O" + prefix
+                it.seek(start)
+                found = []
+                for k in it:
+                    if not k.startswith(start):
+                        break
+                    found.append(k[1:-33])  # less b"\x00" + the record id
+                return list(dict.fromkeys(found))
+
+            yield keys
+        finally:
+            it.close()
 
     def iter_object_index(self) -> Iterator[bytes]:
         for k in self._db.iterator(prefix=b"O", include_value=False):

@@ -261,3 +261,18 @@ def test_corrupt_head_is_a_storage_error(store: Store) -> None:
         store.head(author)
     with pytest.raises(StorageError, match="rebuild"):
         dict(store.heads())
+
+
+def test_object_keys_lookup_agrees_with_object_keys(store: Store) -> None:
+    ws = WriteSet()
+    keys = [b"hAAA", b"hAAAB", b"hAB", b"tX", b"tXY", b"cCSQU3054383"]
+    for n, key in enumerate(keys):
+        for i in range(n % 3 + 1):  # some objects indexed by several records
+            ws.put(b"O" + key + b"\x00" + bytes([n, i]) * 16, b"")
+    ws.put(b"P" + b"hAAA", b"x")  # another table right after the index
+    store.write(ws)
+    prefixes = [b"hAB", b"hAAA", b"h", b"t", b"tXY", b"zz", b"", b"hAAAB", b"c", b"hA"]
+    with store.object_keys_lookup() as lookup:
+        for prefix in prefixes + prefixes[::-1]:  # seeking backwards too
+            assert lookup(prefix) == store.object_keys(prefix), prefix
+    assert store.object_keys(b"hAAA") == [b"hAAA", b"hAAAB"]
