@@ -13,13 +13,14 @@ from node import facts as F
 from protocol.envelope import Record
 
 if TYPE_CHECKING:
-    from node.ledger import Ledger, _Batch
+    from node.ledger import Ledger
+    from node.ledger_batch import Batch
 
 
 class BatchView:
     """A `node.verify.Reader` over the store with a batch's changes on top (read only)."""
 
-    def __init__(self, ledger: Ledger, b: _Batch) -> None:
+    def __init__(self, ledger: Ledger, b: Batch) -> None:
         self.ledger, self.b = ledger, b
 
     def facts(self, key: bytes) -> F.Facts:

@@ -37,6 +37,7 @@ from node import facts as F
 from node.batch_view import BatchView
 from node.errors import StorageError
 from node.item_memo import ItemMemo
+from node.ledger_batch import Batch, StagedAppend
 from node.outcome import AppendError, Outcome
 from node.pending import Pending
 from node.store import Store, WriteSet, u64
@@ -53,70 +54,6 @@ _CREDENTIAL_TYPES = ("credential.issue", "credential.delegate", "credential.revo
 _TYPE_INDEXED = frozenset({*_CREDENTIAL_TYPES, "alert", "customs.declaration"})
 _RECORD_CACHE = 4096  # decoded records `Ledger.record` keeps
 _UNAUTHORISED = "unauthorised."  # meta: an author's first record written without the right
-
-
-class _Batch:
-    """The overlay one atomic write builds on top of the store."""
-
-    def __init__(self, ledger: Ledger) -> None:
-        self.ledger = ledger
-        self.ws = WriteSet()
-        self.heads: dict[bytes, Head] = {}
-        self.facts: dict[bytes, F.Facts] = {}
-        # Per key, the SET fields of `facts[key]` still shared with the ledger's facts
-        # cache: copied on their first change (`join`), so an uncommitted batch never
-        # alters the cache and loading cached facts costs no deep copy.
-        self.shared: dict[bytes, set[str]] = {}
-        self.dirty: set[bytes] = set()
-        self.records: dict[bytes, Record] = {}
-        self.object_ids: dict[bytes, list[bytes]] = {}
-        self.alerts: list[dict[str, Any]] = []
-        self.stored: list[Record] = []
-        self.retract: dict[bytes, str] = {}  # alert key -> rule, called for before a recompute
-        # author -> (its first record written without the right, the RoleError rule), or
-        # None: changes to what meta `unauthorised.<author>` holds (see `Ledger._unauthorised`)
-        self.standing: dict[bytes, tuple[Record, str] | None] = {}
-        self.rules_changed: set[str] = set()  # rules of alerts withdrawn or again in force
-        self.memo = ledger.verify_memo.staged(self.ws)  # item scans: `node.item_memo`
-        # Ids of the records this node signed for this batch (`Ledger.append_own`): new
-        # hashes that no other record can name yet, and already authorised.
-        self.signed: set[bytes] = set()
-
-    def head(self, author: bytes) -> Head | None:
-        h = self.heads.get(author)
-        return h if h is not None else self.ledger.head(author)
-
-    def has(self, rid: bytes) -> bool:
-        return rid in self.records or self.ledger.store.has_record(rid)
-
-    def get_facts(self, key: bytes) -> F.Facts:
-        """An object's facts as this batch sees them: read them, change them with `join`."""
-        f = self.facts.get(key)
-        if f is None:
-            f, shared = self.ledger._batch_facts(key)
-            if shared:
-                self.shared[key] = shared
-            self.facts[key] = f
-        return f
-
-    def join(self, fact: F.Fact) -> None:
-        key = fact.key
-        f = self.facts.get(key)
-        if f is None:
-            f = self.get_facts(key)
-        shared = self.shared.get(key)
-        if F.join_cow(f, fact, shared) if shared else F.join(f, fact):
-            self.dirty.add(key)
-
-
-class Staged:
-    """Own records signed and placed, and the batch that stores them (`Ledger.stage_own`)."""
-
-    __slots__ = ("records", "batch")
-
-    def __init__(self, records: list[Record], batch: _Batch) -> None:
-        self.records = records
-        self.batch = batch
 
 
 class Ledger:
@@ -298,7 +235,7 @@ class Ledger:
         self.settle_staged(staged)
         return staged.records
 
-    def stage_own(self, entries: Sequence[tuple[str, Any]], now: int) -> Staged:
+    def stage_own(self, entries: Sequence[tuple[str, Any]], now: int) -> StagedAppend:
         """`append_own` up to its write: signed, placed, the batch built, nothing written.
 
         Then `write_staged` (which may run in a worker thread) and `settle_staged`, with
@@ -317,7 +254,7 @@ class Ledger:
                             type=type_name, body=body)
             records.append(r)
             prev = r.id
-        batch = _Batch(self)
+        batch = Batch(self)
         released: deque[Record] = deque()  # records our credential statements release
         try:
             for r in records:
@@ -334,13 +271,13 @@ class Ledger:
             self._load()  # earlier entries may have changed the credential set
             raise
         self._seal(batch, now)
-        return Staged(records, batch)
+        return StagedAppend(records, batch)
 
-    def write_staged(self, staged: Staged) -> None:
+    def write_staged(self, staged: StagedAppend) -> None:
         """The synced write of what `stage_own` staged (reloads the caches if it fails)."""
         self._write(staged.batch)
 
-    def settle_staged(self, staged: Staged) -> None:
+    def settle_staged(self, staged: StagedAppend) -> None:
         """After `write_staged`: the in-memory state follows, listeners are told."""
         self._settle(staged.batch)
 
@@ -352,7 +289,7 @@ class Ledger:
         head = self.head(self.own.public.raw)
         return 0 if head is None else self._head_ts(self.own.public.raw, head, None)
 
-    def _head_ts(self, author: bytes, head: Head, b: _Batch | None) -> int:
+    def _head_ts(self, author: bytes, head: Head, b: Batch | None) -> int:
         """The timestamp of `author`'s head record: remembered per author, read at most once."""
         known = self._ts_of.get(author)
         if known is not None and known[0] == head.id:
@@ -362,7 +299,7 @@ class Ledger:
         return self._ts_of[author][1]
 
     def _ingest(self, records: Iterable[Record], now: int) -> list[Outcome]:
-        batch = _Batch(self)
+        batch = Batch(self)
         queue: deque[Record] = deque()
         outcomes = []
         for r in records:
@@ -373,12 +310,12 @@ class Ledger:
             self._commit(batch, now)
         return outcomes
 
-    def _commit(self, batch: _Batch, now: int) -> None:
+    def _commit(self, batch: Batch, now: int) -> None:
         self._seal(batch, now)
         self._write(batch)
         self._settle(batch)
 
-    def _seal(self, batch: _Batch, now: int) -> None:
+    def _seal(self, batch: Batch, now: int) -> None:
         """The batch's alerts and facts into its write set."""
         self._evaluate_alerts(batch, now)
         for key in batch.dirty:
@@ -387,14 +324,14 @@ class Ledger:
             else:  # recomputed to nothing: as if never seen, so state_root agrees
                 batch.ws.delete(b"S" + key)
 
-    def _write(self, batch: _Batch) -> None:
+    def _write(self, batch: Batch) -> None:
         try:
             self.store.write(batch.ws)
         except StorageError:
             self._load()
             raise
 
-    def _settle(self, batch: _Batch) -> None:
+    def _settle(self, batch: Batch) -> None:
         self._heads.update(batch.heads)
         batch.memo.settle()  # durable: the item scans this batch worked out hold now
         for key in batch.dirty:
@@ -429,7 +366,7 @@ class Ledger:
         log.info("record rejected rule=%s reason=%s", rule, " ".join(reason.split()))
         return Outcome("rejected", reason=reason, penalty=penalty)
 
-    def _place(self, r: Record, b: _Batch, queue: deque[Record]) -> Outcome:
+    def _place(self, r: Record, b: Batch, queue: deque[Record]) -> Outcome:
         if r.network != self.network:
             return self._reject("network", "record of another network", type_name=r.type)
         head = b.head(r.author)
@@ -486,7 +423,7 @@ class Ledger:
         queue.extend(self.pending.next_in_feed(r.author, r.seq + 1))
         return Outcome("stored", r.id)
 
-    def _conflict(self, b: _Batch, r: Record) -> Record | None:
+    def _conflict(self, b: Batch, r: Record) -> Record | None:
         """A held record that cannot share a feed with `r`, at the earliest seq in dispute:
         the one at seq-1 that r's prev does not name, else a different one at r's seq."""
         if r.seq > 1:
@@ -496,14 +433,14 @@ class Ledger:
         existing = self._feed_record(b, r.author, r.seq)
         return existing if existing is not None and existing.id != r.id else None
 
-    def _feed_record(self, b: _Batch, author: bytes, seq: int) -> Record | None:
+    def _feed_record(self, b: Batch, author: bytes, seq: int) -> Record | None:
         for r in b.records.values():
             if r.author == author and r.seq == seq:
                 return r
         rid = self.store.feed_id(author, seq)
         return self.record(rid) if rid else None
 
-    def _store(self, r: Record, b: _Batch, queue: deque[Record]) -> None:
+    def _store(self, r: Record, b: Batch, queue: deque[Record]) -> None:
         ws = b.ws
         ws.put(b"R" + r.id, r.wire)
         ws.put(b"F" + r.author + u64(r.seq), r.id)
@@ -526,7 +463,7 @@ class Ledger:
             apply_statement(self.creds, r)
             self._after_statement(r, b, queue)
 
-    def _after_statement(self, r: Record, b: _Batch, queue: deque[Record]) -> None:
+    def _after_statement(self, r: Record, b: Batch, queue: deque[Record]) -> None:
         body: Any = r.body
         if r.type in ("credential.issue", "credential.delegate"):
             subject = body.subject if r.type == "credential.issue" else body.delegate
@@ -545,7 +482,7 @@ class Ledger:
             if b.head(author) is not None or self._first_unauthorised(author, b) is not None:
                 self._repair_author(author, b)
 
-    def _delegates_of(self, delegator: bytes, b: _Batch) -> list[bytes]:
+    def _delegates_of(self, delegator: bytes, b: Batch) -> list[bytes]:
         out: set[bytes] = set()
         stored = (self.record(rid) for rid in self.store.by_type("credential.delegate"))
         for d in [*stored, *b.records.values()]:
@@ -555,7 +492,7 @@ class Ledger:
 
     # -- forks and repair ----------------------------------------------------------------
 
-    def _fork(self, b: _Batch, a: Record, c: Record) -> Outcome:
+    def _fork(self, b: Batch, a: Record, c: Record) -> Outcome:
         try:
             proof = EquivocationProof.of(a, c)
         except VerificationError as exc:
@@ -581,7 +518,7 @@ class Ledger:
                 self._recompute(key, b)
         return Outcome("fork", c.id, f"fork of {a.author.hex()[:16]} at seq {seq}")
 
-    def _repair_author(self, author: bytes, b: _Batch) -> None:
+    def _repair_author(self, author: bytes, b: Batch) -> None:
         """Recompute every object an author's records touch (after a fork or revocation)."""
         keys: set[bytes] = set()
         first: tuple[Record, str] | None = None  # the first stored record it had no right to
@@ -605,7 +542,7 @@ class Ledger:
         for key in keys:
             self._recompute(key, b)
 
-    def _recompute(self, key: bytes, b: _Batch) -> None:
+    def _recompute(self, key: bytes, b: Batch) -> None:
         ids = set(self.store.object_records(key)) | set(b.object_ids.get(key, ()))
         fresh: F.Facts = {}
         for rid in sorted(ids):
@@ -646,13 +583,13 @@ class Ledger:
                 return r, exc.rule
         return None
 
-    def _first_unauthorised(self, author: bytes, b: _Batch) -> tuple[Record, str] | None:
+    def _first_unauthorised(self, author: bytes, b: Batch) -> tuple[Record, str] | None:
         if author in b.standing:
             return b.standing[author]
         held = self.store.meta(_UNAUTHORISED + author.hex())
         return None if held is None else (Record.from_bytes(held[0], verify=False), held[1])
 
-    def _unauthorised(self, r: Record, rule: str, b: _Batch) -> None:
+    def _unauthorised(self, r: Record, rule: str, b: Batch) -> None:
         """`r`, next in its author's feed, was refused for want of a right."""
         if rule not in rules.UNAUTHORISED:
             return
@@ -660,7 +597,7 @@ class Ledger:
         if held is None or (held[0].seq, held[0].id) > (r.seq, r.id):
             b.standing[r.author] = (r, rule)
 
-    def _judge_author(self, author: bytes, first: tuple[Record, str] | None, b: _Batch) -> None:
+    def _judge_author(self, author: bytes, first: tuple[Record, str] | None, b: Batch) -> None:
         """The credentials changed: `first` is the first stored record it had no right to."""
         held = self._first_unauthorised(author, b)
         if first is None and held is not None and not b.has(held[0].id):
@@ -697,7 +634,7 @@ class Ledger:
                 cb([], [entry])
         return fresh
 
-    def _evaluate_alerts(self, b: _Batch, now: int) -> None:
+    def _evaluate_alerts(self, b: Batch, now: int) -> None:
         cursor = self.store.last_alert_cursor()
         fresh: set[bytes] = set()
         called: set[bytes] = set()
@@ -757,7 +694,7 @@ class Ledger:
             if k not in called:
                 self._retract(k, b, now)
 
-    def _derived_alerts(self, b: _Batch, now: int, cursor: int, fresh: set[bytes],
+    def _derived_alerts(self, b: Batch, now: int, cursor: int, fresh: set[bytes],
                         called: set[bytes]) -> int:
         """Container findings across objects (`node.derived`), for the containers the batch
         may have changed: new ones logged, those no longer called for withdrawn."""
@@ -804,7 +741,7 @@ class Ledger:
                 cursor = self._log_intent(intent, b, now, cursor, fresh)
         return cursor
 
-    def _log_intent(self, intent: rules.Intent, b: _Batch, now: int, cursor: int,
+    def _log_intent(self, intent: rules.Intent, b: Batch, now: int, cursor: int,
                     fresh: set[bytes]) -> int:
         """Log a derived finding once by key (again in force if it was withdrawn)."""
         k = intent.key
@@ -828,11 +765,11 @@ class Ledger:
                     intent.subject[0], intent.subject[1][:16])
         return cursor
 
-    def _withdraw(self, intent: rules.Intent | None, b: _Batch, now: int) -> None:
+    def _withdraw(self, intent: rules.Intent | None, b: Batch, now: int) -> None:
         if intent is not None:
             self._retract(intent.key, b, now)
 
-    def _retract(self, key: bytes, b: _Batch, now: int) -> None:
+    def _retract(self, key: bytes, b: Batch, now: int) -> None:
         """Mark the alert logged under `key` withdrawn, in place (cursors are never reused;
         the key stays taken, so the alert comes back in force if called for again)."""
         cur = self.store.alert_cursor(key)
