@@ -52,7 +52,7 @@ log = logging.getLogger("sealchain.ledger")
 
 _CREDENTIAL_TYPES = ("credential.issue", "credential.delegate", "credential.revoke")
 _TYPE_INDEXED = frozenset({*_CREDENTIAL_TYPES, "alert", "customs.declaration"})
-_RECORD_CACHE = 4096  # decoded records `Ledger.record` keeps
+_RECORD_CACHE = 4096  # decoded records `Ledger.record` keeps, at most
 _UNAUTHORISED = "unauthorised."  # meta: an author's first record written without the right
 
 
@@ -66,6 +66,7 @@ class Ledger:
         pending_limit: int = 10_000,
         facts_cache: int = 50_000,
         facts_cache_tuples: int = 250_000,
+        record_cache_bytes: int = 8 << 20,
     ) -> None:
         self.store = store
         self.genesis = genesis
@@ -89,7 +90,10 @@ class Ledger:
         # verification and custody make again batch after batch: mints, seals,
         # hand-overs, shipments. Emptied when full (no eviction order to keep: the
         # writer thread and the trio thread both read it).
+        # Bounded by wire bytes too: a manifest chunk is ~50 KiB (about twice that decoded).
         self._records: dict[bytes, Record] = {}
+        self._records_bytes = 0
+        self._records_max_bytes = record_cache_bytes
         self._root: tuple[int, bytes] | None = None
         self._listeners: list[Any] = []
         self._ts_of: dict[bytes, tuple[bytes, int]] = {}  # author -> (head id, its ts)
@@ -143,9 +147,12 @@ class Ledger:
             if raw is None:
                 return None
             r = Record.from_bytes(raw, verify=False)
-            if len(self._records) >= _RECORD_CACHE:
+            if (len(self._records) >= _RECORD_CACHE
+                    or self._records_bytes + len(raw) > self._records_max_bytes):
                 self._records.clear()
+                self._records_bytes = 0
             self._records[rid] = r
+            self._records_bytes += len(raw)
         return r
 
     def facts(self, key: bytes) -> F.Facts:

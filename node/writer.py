@@ -186,15 +186,15 @@ class Writer:
         if any(t in _CHECKED for t, _ in entries):
             return False
         t0 = time.perf_counter()
-        self.groups += 1
         try:
             staged = self.ledger.stage_own(entries, self.clock())
         except Error:
-            self.groups -= 1
             return False
         except Exception as exc:  # a bug: as `_guard` does, the jobs carry it
+            self.groups += 1
             self._fail(group, exc)
             return True
+        self.groups += 1
         try:
             await trio.to_thread.run_sync(self.ledger.write_staged, staged)
             self.ledger.settle_staged(staged)

@@ -159,6 +159,22 @@ def test_scenario_is_stored_whole(db: Store) -> None:
     assert len(led.pending) == 0
 
 
+def test_records_read_back_are_the_stored_ones_and_the_kept_ones_are_bounded(
+        db: Store) -> None:
+    s = scene()
+    total = sum(len(r.wire) for r in s.w.records)
+    led = ledger_for(db, s, record_cache_bytes=total // 3)
+    led.submit([r.wire for r in s.w.records], s.w.now)
+    for _ in range(2):  # read from the store, then from what the ledger kept
+        for r in s.w.records:
+            got = led.record(r.id)
+            assert got is not None
+            assert (got.id, got.wire, got.body) == (r.id, r.wire, r.body)
+        assert 0 < len(led._records) < len(s.w.records)  # emptied when over the bound
+        assert 0 < led._records_bytes <= total // 3
+    assert led.record(b"\x00" * 32) is None
+
+
 def test_state_root_changes_with_state_and_survives_reopen(tmp_path: Path) -> None:
     s = scene()
     store = Store.open(tmp_path / "db")
