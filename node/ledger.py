@@ -715,9 +715,11 @@ class Ledger:
             return f
 
         # A record this node just signed has an id no offer can name yet: no lookup.
-        with self.store.object_keys_lookup() as indexed:
-            rooted = frozenset(derived.named_as_head(
-                [r for r in b.stored if r.id not in b.signed], indexed))
+        others = [r for r in b.stored if r.id not in b.signed]
+        rooted: frozenset[bytes] = frozenset()
+        if others:
+            with self.store.object_keys_lookup() as indexed:
+                rooted = frozenset(derived.named_as_head(others, indexed))
         numbers = derived.affected(b.dirty, before, view.facts,
                                    lambda n: derived.neighbours(n, view),
                                    lambda k: derived.lot_containers(k, view), rooted,
