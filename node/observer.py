@@ -81,6 +81,7 @@ class Observer:
         self.verdicts: dict[str, Verdict] = {}
         self._dirty: set[str] = set()
         self._wake = trio.Event()
+        self._passing = False  # between a wake-up and the end of its verification pass
         self._token: trio.lowlevel.TrioToken | None = None
         ledger.on_stored(self._stored)
 
@@ -96,11 +97,21 @@ class Observer:
             with trio.move_on_after(HOLD_RETRY_S if self.held else math.inf):
                 await self._wake.wait()
             self._wake = trio.Event()
+            self._passing = True
             self._dirty.update(self.held)
             await trio.sleep(DEBOUNCE_S)  # let a burst of records land first
             dirty, self._dirty = self._dirty, set()
-            for number in sorted(dirty):
-                await self._verify(number)
+            try:
+                for number in sorted(dirty):
+                    await self._verify(number)
+            finally:
+                self._passing = False
+
+    @property
+    def settled(self) -> bool:
+        """Whether every change noted so far is verified, and its findings signed (held
+        ones aside): nothing waits for a pass and none is under way."""
+        return not (self._passing or self._dirty or self._wake.is_set())
 
     def recheck(self) -> None:
         """Verify every watched container again (the clock moved: items may have expired)."""

@@ -749,6 +749,12 @@ class Host:
         keys = (_key_of(p) for p in peers)
         return [k for k in keys if k is not None]
 
+    def mesh_peers(self, topic: str) -> list[bytes]:
+        """Public keys of the peers in our gossipsub mesh for `topic` (those we forward to)."""
+        mesh = getattr(self._require_pubsub().router, "mesh", {}).get(topic, set())
+        keys = (_key_of(p) for p in mesh)
+        return [k for k in keys if k is not None]
+
     async def wait_for_subscriber(self, peer: Peer, topic: str) -> None:
         """Return once `peer` has told us it subscribes to `topic` (no timeout of its own)."""
         await self._require_pubsub().wait_for_subscription(_to_id(peer), topic, timeout=math.inf)

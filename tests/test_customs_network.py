@@ -186,6 +186,13 @@ async def until(check: Callable[[], Awaitable[bool]], poll: float = 0.02) -> Non
         await trio.sleep(poll)
 
 
+async def observer_settled(customs: Member) -> None:
+    """Wait until the customs observer has verified all it noted and signed its findings."""
+    observer = customs.node.observer  # type: ignore[union-attr]
+    while not observer.settled:  # noqa: ASYNC110 - its state: no event to wait on
+        await trio.sleep(0.02)
+
+
 async def alert_at(m: Member, rule: str) -> None:
     await until(lambda: _has_rule(m, rule))
 
@@ -364,8 +371,8 @@ async def test_a_changed_seal_at_a_scan_is_red_with_one_alert(tmp_path: Path) ->
             assert v["verdict"] == "RED"
             assert "seal.mismatch" in {r["code"] for r in v["reasons"]}
             await net.converged()
-            await trio.sleep(0.5)  # the observer's signed alert, if any, has landed too
-            await net.converged()
+            await observer_settled(net["customs"])  # its signed alert, if any, is written
+            await net.converged()  # ... and has landed everywhere
             for m in net.running():  # derived by every node, raised by customs: one alert
                 assert (await m.rules()).count("seal_mismatch") == 1, m.role
             code, out = await sealchain_verify(net["customs"])
@@ -405,7 +412,7 @@ async def test_a_double_handover_is_disputed_on_every_node_with_one_alert(tmp_pa
 
                 await until(disputed)
             await net.converged()
-            await trio.sleep(0.5)
+            await observer_settled(net["customs"])
             await net.converged()
             for m in net.running():
                 assert (await m.rules()).count("double_handover") == 1, m.role
@@ -475,7 +482,7 @@ async def test_an_offline_subscriber_receives_every_missed_alert_once(tmp_path: 
                                           "at": time.time_ns() // 1_000_000, "open": True})
             await alert_at(customs, "seal_mismatch")
             await alert_at(customs, "seal_breach")
-            await trio.sleep(0.5)  # the observer's verdict alerts too
+            await observer_settled(customs)  # the observer's verdict alerts too
             missed = [e for _, e in customs.node.ledger.store.alerts(  # type: ignore[union-attr]
                 since=seen, limit=1000)]
             assert {"seal_mismatch", "seal_breach"} <= {e["rule"] for e in missed}

@@ -52,7 +52,9 @@ async def test_five_nodes_converge_through_ordinary_gossip(tmp_path: Path) -> No
                                           sync_interval_s=3600) for n in nodes[1:]]
             await eventually(lambda: len(first.connected()) == 4 and all(
                 net.stats.sync_sessions and not net._syncing for net in nets))
-            await trio.sleep(0.5)  # the topic mesh forms on the next heartbeat (1 s)
+            # The topic mesh forms on a heartbeat: until then a publish reaches no one.
+            await eventually(lambda: all(len(net.host.mesh_peers(net.topic))
+                                         == len(net.connected()) for net in nets))
             synced = [net.stats.sync_records_in for net in nets]
             writers = [n for n in nodes if n.party.role in ("carrier", "manufacturer", "brand")]
             for k, w in enumerate(writers):
