@@ -491,7 +491,10 @@ class Network:
                 pass
 
     def _enqueue(self, records: list[Record]) -> None:
-        if not self.host.topic_peers(self.topic):  # see `_gossip_out`
+        if not self.host.topic_peers(self.topic):
+            # Nobody would receive them: skip signing (and libp2p's check of our own
+            # signature on) messages for no one. Sync gives peers that come later
+            # everything they lack, gossip or not.
             self.stats.gossip_unsent += len(records)
             return
         for r in records:
@@ -512,12 +515,6 @@ class Network:
                     batch.append(self._outbox.receive_nowait().wire)
                 except trio.WouldBlock:
                     break
-            if not self.host.topic_peers(self.topic):
-                # Nobody would receive it: skip signing (and libp2p's check of our own
-                # signature on) a message for no one. Sync gives peers that come later
-                # everything they lack, gossip or not.
-                self.stats.gossip_unsent += len(batch)
-                continue
             for message in _messages(batch):
                 try:
                     await self.host.publish(self.topic, message)

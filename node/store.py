@@ -256,8 +256,8 @@ class Store:
 
     def object_keys(self, prefix: bytes) -> list[bytes]:
         """The object keys starting with `prefix` that index a record, each once."""
-        keys = self._db.iterator(prefix=b"O" + prefix, include_value=False)
-        return list(dict.fromkeys(k[1:-33] for k in keys))  # less b"\x00" + the record id
+        with self.object_keys_lookup() as keys:
+            return keys(prefix)
 
     @contextmanager
     def object_keys_lookup(self) -> Iterator[Callable[[bytes], list[bytes]]]:

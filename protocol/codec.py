@@ -184,22 +184,25 @@ def _check_decoded(value: Value, depth: int) -> None:
         raise DecodeError(f"not canonical: type {t.__name__} is not allowed")
 
 
+def canonical_keys(keys: list[Any]) -> bool:
+    """Whether a map's keys, in wire order, are str in sorted order."""
+    try:
+        in_order = keys == sorted(keys)
+    except TypeError:  # str and bytes keys mixed
+        return False
+    # Keys that sort are all of one type (msgpack gives str or bytes keys, which
+    # do not compare), so the first key's type is every key's.
+    return in_order and (not keys or type(keys[0]) is str)
+
+
 def _check_map(value: dict[Any, Any], depth: int) -> None:
     if depth >= MAX_DEPTH:
         raise DecodeError(f"not canonical: nesting deeper than {MAX_DEPTH}")
     keys = [*value]
-    try:
-        in_order = keys == sorted(keys)
-    except TypeError:  # str and bytes keys mixed
-        in_order = False
-    if not in_order:
+    if not canonical_keys(keys):
         if not _STR.issuperset(map(type, keys)):
             raise DecodeError(f"not canonical: map key {_non_str(keys)!r} is not a string")
         raise DecodeError("not canonical: map keys are not in sorted order")
-    # Keys that sort are all of one type (msgpack gives str or bytes keys, which
-    # do not compare), so the first key's type is every key's.
-    if keys and type(keys[0]) is not str:
-        raise DecodeError(f"not canonical: map key {keys[0]!r} is not a string")
     members = value.values()
     if not _SCALARS.issuperset(map(type, members)):
         _check_members(members, depth + 1)

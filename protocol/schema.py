@@ -38,6 +38,7 @@ from collections.abc import Callable
 from itertools import islice
 from typing import Any, ClassVar, Final, TypeVar
 
+from protocol import codec
 from protocol.errors import ValidationError
 
 Check = Callable[[Any, str], Any]
@@ -137,11 +138,7 @@ def _unknown_field(cls: type[Struct], value: dict[Any, Any], path: str) -> None:
 
 def _check_order(keys: list[Any], path: str) -> None:
     """Raise unless `keys` (a map's, in wire order) are str in sorted order."""
-    try:
-        ordered = keys == sorted(keys)
-    except TypeError:  # str and bytes keys mixed
-        ordered = False
-    if not ordered or (keys and type(keys[0]) is not str):
+    if not codec.canonical_keys(keys):
         raise ValidationError(path, "canonical", "map keys are not str in sorted order")
 
 
