@@ -1,43 +1,62 @@
-"""Signature checks of a batch of records on every core, ahead of the ingest that needs them.
+"""Signature checks of a batch of records in a helper process, ahead of the ingest that needs them.
 
-PyNaCl calls libsodium through cffi, which releases the GIL for the length of
-every C call, so Ed25519 checks on worker threads run in parallel with each
-other and with the Python work of the thread that waits for them. `checked`
-hands a batch's signatures to a small pool in chunks and yields each record
-with its verdict, in order, as soon as its chunk is done: `Ledger.submit`
-places the first records while the pool still checks the later ones. Measured
-on 2 cores (2026-12-01): 7,240 checks/s on one thread, 12,165/s on two.
+Ingest is Python work, and one Ed25519 check costs about a third of a record's
+ingest, so a batch's checks go to a second core. Threads barely get there:
+PyNaCl releases the GIL inside libsodium, but a checking thread needs the GIL
+back between two checks, and the ingesting thread holds it while it places
+records. So the checks run in one helper process (`node/sigcheck_worker.py`,
+which imports only msgpack and PyNaCl), fed chunks of records through its
+standard streams. Measured 2026-12-02 on 2 cores, `Ledger.submit` of 100,000
+records in batches of 1,000, runs alternating: a pool of two threads
+4,881 – 4,938 records/s, the helper 5,298 – 6,023/s.
 
-No record is yielded before its own signature has been checked; a chunk's
-checks are cancelled when the caller stops early.
+`checked` yields each record with its verdict, in order, as soon as its chunk
+is done: `Ledger.submit` places the first records while the helper still
+checks the later ones. The helper is kept a few chunks ahead of the caller;
+when the caller needs a chunk the helper has not answered yet, the caller's
+thread checks records from the far end of the batch instead of waiting (chunks
+nobody has taken yet), so neither side idles and no record is checked twice.
+Small batches, and any batch while another thread uses the helper, are checked
+on the caller's thread. A record the helper finds bad is checked again on the
+caller's thread, which gives the exact error and has the last word. A helper
+that dies, answers garbage or cannot be started is dropped (logged) and the
+rest of the batch is checked on the caller's thread; the next batch starts a
+new one. No record is yielded before its own signature has been checked.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import fcntl
+import logging
 import os
+import select
+import struct
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Final
 
+import msgpack
+
 from crypto.errors import VerificationError
-from protocol.envelope import Record
+from protocol.envelope import SIGNING_DOMAIN, Record
 
-CHUNK: Final = 64  # records per task: hands each worker enough to amortise the hand-off
+log = logging.getLogger("sealchain.sigcheck")
+
+CHUNK: Final = 64  # records per frame: each frame's hand-off is amortised over this many checks
 INLINE_BELOW: Final = 2 * CHUNK  # smaller batches are checked on the caller's thread
-
-_lock = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    with _lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(
-                max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="sigcheck"
-            )
-        return _pool
+DEPTH: Final = 4  # chunks sent to the helper ahead of the one the caller is at
+PIPE_BYTES: Final = 1 << 20  # the helper's input pipe
+STALL_S: Final = 10.0  # a helper that neither reads nor answers for this long is dropped
+RETRY_S: Final = 60.0  # after a helper failed, checks stay on the callers' threads this long
+_F_SETPIPE_SZ: Final = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+HELPER_ARGV: Final = (sys.executable, str(Path(__file__).with_name("sigcheck_worker.py")),
+                      SIGNING_DOMAIN.hex())
 
 
 def check(record: Record) -> VerificationError | None:
@@ -49,23 +68,282 @@ def check(record: Record) -> VerificationError | None:
     return None
 
 
-def _check_all(records: Sequence[Record]) -> list[VerificationError | None]:
-    return [check(r) for r in records]
+def _inline(records: Sequence[Record]) -> Iterator[tuple[Record, VerificationError | None]]:
+    for r in records:
+        yield r, check(r)
+
+
+class HelperError(Exception):
+    """The helper process died or broke the protocol: it is dropped."""
+
+
+class Helper:
+    """One checking process and the answers it owes us.
+
+    `stale` counts the answers still to come for frames of a batch whose caller
+    stopped early; they are read and dropped before the next batch's frames.
+    """
+
+    def __init__(self, argv: Sequence[str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            list(argv or HELPER_ARGV),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, close_fds=True,
+        )
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        self.wfd = self.proc.stdin.fileno()
+        self.rfd = self.proc.stdout.fileno()
+        os.set_blocking(self.wfd, False)  # a helper that stops reading cannot hang us
+        self.buf = bytearray()
+        self.stale = 0
+        self.capacity = 64 << 10  # bytes the input pipe holds: frames in flight stay under it
+        with contextlib.suppress(OSError):  # F_SETPIPE_SZ (Linux): at most pipe-max-size
+            self.capacity = fcntl.fcntl(self.wfd, _F_SETPIPE_SZ, PIPE_BYTES)
+        self.in_flight: list[int] = []  # the size of each frame sent and not answered
+
+    def room(self, records: Sequence[Record]) -> bool:
+        """Whether a frame of these records fits in the pipe now (writing it will not wait)."""
+        size = sum(len(r.wire) for r in records) + 16 * len(records)
+        return not self.in_flight or sum(self.in_flight) + size <= self.capacity
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def send(self, records: Sequence[Record]) -> None:
+        """One frame: the author, unsigned bytes and signature of each record."""
+        frame = msgpack.packb([[r.author, r.unsigned_bytes(), r.signature] for r in records])
+        data = memoryview(struct.pack(">I", len(frame)) + frame)
+        self.in_flight.append(len(data))
+        try:
+            while data:
+                try:
+                    data = data[os.write(self.wfd, data):]
+                except BlockingIOError:
+                    self._wait([], [self.wfd], "take a frame")
+        except OSError as exc:
+            raise HelperError(f"cannot write to the helper: {exc}") from exc
+
+    def ready(self) -> bool:
+        """Whether the next answer can be read without waiting."""
+        if not self._whole():
+            try:
+                readable, _, _ = select.select([self.rfd], [], [], 0)
+            except (OSError, ValueError) as exc:
+                raise HelperError(f"cannot poll the helper: {exc}") from exc
+            if readable:
+                self._fill()
+        return self._whole()
+
+    def receive(self, expected: int | None) -> set[int]:
+        """The indexes found bad in the next answer (waiting for it)."""
+        while not self._whole():
+            self._fill()
+        size = struct.unpack_from(">I", self.buf)[0]
+        data = bytes(self.buf[4 : 4 + size])
+        del self.buf[: 4 + size]
+        if self.in_flight:
+            self.in_flight.pop(0)
+        try:
+            count, bad = msgpack.unpackb(data)
+        except (ValueError, TypeError, msgpack.UnpackException) as exc:
+            raise HelperError(f"unreadable answer from the helper: {exc}") from exc
+        if expected is not None and count != expected:
+            raise HelperError(f"the helper checked {count} records, expected {expected}")
+        if type(bad) is not list or any(type(i) is not int or not 0 <= i < count for i in bad):
+            raise HelperError("the helper answered indexes out of range")
+        return set(bad)
+
+    def _whole(self) -> bool:
+        return len(self.buf) >= 4 and len(self.buf) >= 4 + struct.unpack_from(">I", self.buf)[0]
+
+    def _wait(self, read: list[int], write: list[int], what: str) -> None:
+        ready = select.select(read, write, [], STALL_S)
+        if not any(ready):
+            raise HelperError(f"the helper did not {what} within {STALL_S:.0f} s")
+
+    def _fill(self) -> None:
+        try:
+            self._wait([self.rfd], [], "answer")
+            data = os.read(self.rfd, 1 << 16)
+        except OSError as exc:
+            raise HelperError(f"cannot read from the helper: {exc}") from exc
+        if not data:
+            raise HelperError(f"the helper exited (code {self.proc.poll()})")
+        self.buf += data
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(2)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        with contextlib.suppress(OSError):
+            self.proc.stdout.close()
+
+
+_lock = threading.Lock()  # held by the one batch using the helper
+_helper: Helper | None = None
+_retry_at = 0.0  # no helper is started before this (time.monotonic())
+
+
+def start(argv: Sequence[str] | None = None) -> None:
+    """(Re)start the helper now rather than at the first large batch (`HELPER_ARGV` by default)."""
+    global _helper, _retry_at
+    with _lock:
+        _drop(None)
+        _retry_at = 0.0
+        _helper = Helper(argv)
+
+
+def stop() -> None:
+    """Stop the helper process, if one runs (it also stops by itself when we exit)."""
+    held = _lock.acquire(timeout=STALL_S)  # a batch abandoned unfinished may still hold it
+    try:
+        _drop(None)
+    finally:
+        if held:
+            _lock.release()
+
+
+atexit.register(stop)
+
+
+def _ready_helper() -> Helper | None:
+    """The helper, started if need be and cleared of stale answers; None if it cannot run."""
+    global _helper
+    h = _helper
+    if h is not None and not h.alive():
+        _drop("the helper exited")
+        h = None
+    if h is None:
+        if time.monotonic() < _retry_at:
+            return None
+        try:
+            h = _helper = Helper()
+        except OSError as exc:
+            log.warning("event=sigcheck.helper_failed error=%r: checking on this thread", exc)
+            _failed()
+            return None
+    try:
+        while h.stale:
+            h.receive(None)
+            h.stale -= 1
+    except HelperError as exc:
+        _drop(str(exc))
+        return None
+    return h
+
+
+def _drop(why: str | None) -> None:
+    global _helper
+    if _helper is not None:
+        if why is not None:
+            log.warning("event=sigcheck.helper_dropped reason=%r: checking on this thread"
+                        " for %.0f s", why, RETRY_S)
+            _failed()
+        _helper.close()
+        _helper = None
+
+
+def _failed() -> None:
+    global _retry_at
+    _retry_at = time.monotonic() + RETRY_S
 
 
 def checked(records: Sequence[Record]) -> Iterator[tuple[Record, VerificationError | None]]:
     """Each record with its signature check (None: it holds), in the order given."""
-    if len(records) < INLINE_BELOW:
-        for r in records:
-            yield r, check(r)
+    if len(records) < INLINE_BELOW or not _lock.acquire(blocking=False):
+        yield from _inline(records)
         return
-    pool = _executor()
-    futures: list[Future[list[VerificationError | None]]] = [
-        pool.submit(_check_all, records[i : i + CHUNK]) for i in range(0, len(records), CHUNK)
-    ]
     try:
-        for n, future in enumerate(futures):
-            yield from zip(records[n * CHUNK : (n + 1) * CHUNK], future.result(), strict=True)
+        yield from _Batch(records).run()
     finally:
-        for future in futures:
-            future.cancel()
+        _lock.release()
+
+
+class _Batch:
+    """One batch's chunks, checked by the helper from the front and by this thread from the back.
+
+    The helper gets up to DEPTH chunks ahead of the one the caller is at. When
+    the caller needs a chunk whose answer has not come yet, this thread checks
+    records of the last chunks nobody has taken instead of waiting: it never
+    idles while the helper is behind, and the helper never checks what this
+    thread did. Chunks [0, sent) are the helper's, [tail, n) this thread's.
+    """
+
+    def __init__(self, records: Sequence[Record]) -> None:
+        self.chunks = [records[i : i + CHUNK] for i in range(0, len(records), CHUNK)]
+        self.sent = self.answered = 0
+        self.tail = len(self.chunks)
+        self.mine: dict[int, list[VerificationError | None]] = {}  # verdicts of chunks >= tail
+
+    def run(self) -> Iterator[tuple[Record, VerificationError | None]]:
+        h = _ready_helper()
+        try:
+            for k, chunk in enumerate(self.chunks):
+                if h is not None:
+                    h = self._top_up(h, k)
+                if k >= self.tail:
+                    self._finish(k)
+                    yield from zip(chunk, self.mine.pop(k), strict=True)
+                elif h is None or k >= self.sent:
+                    yield from _inline(chunk)
+                else:
+                    bad = self._answer(h, len(chunk))
+                    if bad is None:  # the helper failed: this chunk and the rest here
+                        h = None
+                        self.sent = k
+                        yield from _inline(chunk)
+                    else:
+                        for i, r in enumerate(chunk):
+                            yield r, (check(r) if i in bad else None)
+        finally:
+            if h is not None and _helper is h:
+                h.stale += self.sent - self.answered  # the caller stopped early
+
+    def _top_up(self, h: Helper, k: int) -> Helper | None:
+        try:
+            while (self.sent < self.tail and self.sent < k + DEPTH
+                   and h.room(self.chunks[self.sent])):
+                h.send(self.chunks[self.sent])
+                self.sent += 1
+        except HelperError as exc:
+            _drop(str(exc))
+            self.sent = self.answered  # what was sent and not answered: checked here
+            return None
+        return h
+
+    def _answer(self, h: Helper, expected: int) -> set[int] | None:
+        try:
+            while not h.ready() and self._steal():
+                pass
+            bad = h.receive(expected)
+        except HelperError as exc:
+            _drop(str(exc))
+            return None
+        self.answered += 1
+        return bad
+
+    def _steal(self) -> bool:
+        """Check one record of the last chunk not taken; False when none is left to take."""
+        k = self.tail - 1 if self.tail not in self.mine or self._done(self.tail) else self.tail
+        if k == self.tail - 1:
+            if k < self.sent:
+                return False
+            self.tail = k
+            self.mine[k] = []
+        verdicts = self.mine[k]
+        verdicts.append(check(self.chunks[k][len(verdicts)]))
+        return True
+
+    def _done(self, k: int) -> bool:
+        return len(self.mine[k]) == len(self.chunks[k])
+
+    def _finish(self, k: int) -> None:
+        verdicts = self.mine[k]
+        for r in self.chunks[k][len(verdicts):]:
+            verdicts.append(check(r))

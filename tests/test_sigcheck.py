@@ -1,27 +1,43 @@
-"""Signature checks on worker threads (`node.sigcheck`) and `Ledger.submit` built on them.
+"""Signature checks in a helper process (`node.sigcheck`) and `Ledger.submit` built on them.
 
-A batch large enough to go to the pool, with forged signatures at the edges of
-its chunks: every verdict matches the one-by-one check, outcomes come back in
-submission order, nothing forged is stored, and a feed's records after a
-forged one wait instead of being placed. Real LevelDB in `tmp_path`.
+A batch large enough to go to the helper, with forged signatures at the edges
+of its chunks: every verdict matches the one-by-one check, outcomes come back
+in submission order, nothing forged is stored, and a feed's records after a
+forged one wait instead of being placed. A helper that is killed, answers
+garbage or stalls is dropped and the verdicts stay right; the helper script
+itself refuses malformed frames. Real processes, real LevelDB in `tmp_path`.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import struct
+import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgpack
 import pytest
 
 from node import sigcheck
 from node.ledger import Ledger
 from node.scenario import World
 from node.store import Store
-from protocol.envelope import Record
+from protocol.envelope import SIGNING_DOMAIN, Record
 from tests import examples as ex
 
 T0 = 1_750_000_000_000
-N = 3 * sigcheck.CHUNK + 5  # past INLINE_BELOW: the pool path, with a short last chunk
+N = 3 * sigcheck.CHUNK + 5  # past INLINE_BELOW: the helper's path, with a short last chunk
+
+
+@pytest.fixture(autouse=True)
+def helper() -> Iterator[None]:
+    sigcheck.start()  # a fresh helper, whatever an earlier test left
+    yield
+    sigcheck.stop()
 
 
 @pytest.fixture
@@ -47,13 +63,15 @@ def _forge(r: Record) -> bytes:
     return r.wire[:-1] + bytes([r.wire[-1] ^ 1])  # the last byte of the signature
 
 
-def test_pool_verdicts_match_one_by_one_checks_in_order() -> None:
+def test_helper_verdicts_match_one_by_one_checks_in_order() -> None:
     _, _, scans = _world(N)
     forged_at = {0, sigcheck.CHUNK - 1, sigcheck.CHUNK, 2 * sigcheck.CHUNK + 1, N - 1}
     records = [Record.from_bytes(_forge(r), verify=False) if i in forged_at else r
                for i, r in enumerate(scans)]
     assert len(records) >= sigcheck.INLINE_BELOW
     got = list(sigcheck.checked(records))
+    assert sigcheck._helper is not None
+    assert sigcheck._helper.alive()
     assert [r for r, _ in got] == records
     assert {i for i, (_, bad) in enumerate(got) if bad is not None} == forged_at
     assert [bad is None for _, bad in got] == [sigcheck.check(r) is None for r in records]
@@ -98,3 +116,119 @@ def test_submit_rejects_forged_records_in_a_large_batch_and_stores_the_rest(stor
     outcomes = led.submit([scans[i].wire for i in sorted(forged)], w.now)
     assert [o.status for o in outcomes] == ["stored"] * len(forged)
     assert all(store.has_record(r.id) for r in scans)
+
+
+def _forged_batch() -> tuple[list[Record], set[int]]:
+    _, _, scans = _world(N)
+    forged_at = {1, sigcheck.CHUNK + 2, N - 2}
+    return [Record.from_bytes(_forge(r), verify=False) if i in forged_at else r
+            for i, r in enumerate(scans)], forged_at
+
+
+def _bad(got: list[tuple[Record, object]]) -> set[int]:
+    return {i for i, (_, bad) in enumerate(got) if bad is not None}
+
+
+def test_a_killed_helper_is_dropped_and_a_batch_it_dies_in_is_finished_here(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    records, forged_at = _forged_batch()
+    assert sigcheck._helper is not None
+    os.kill(sigcheck._helper.proc.pid, signal.SIGKILL)
+    sigcheck._helper.proc.wait()
+    assert _bad(list(sigcheck.checked(records))) == forged_at  # checked here
+    assert sigcheck._helper is None  # not restarted at once: a helper that keeps dying ...
+    monkeypatch.setattr(sigcheck, "RETRY_S", 0.0)
+    sigcheck._failed()  # ... is tried again after RETRY_S
+    assert _bad(list(sigcheck.checked(records))) == forged_at
+    assert sigcheck._helper is not None
+    assert sigcheck._helper.alive()
+
+    it = sigcheck.checked(records)
+    got = [next(it)]
+    os.kill(sigcheck._helper.proc.pid, signal.SIGKILL)  # mid-batch
+    got += list(it)
+    assert [r for r, _ in got] == records
+    assert _bad(got) == forged_at
+
+
+def test_a_helper_answering_garbage_is_dropped(caplog: pytest.LogCaptureFixture) -> None:
+    records, forged_at = _forged_batch()
+    sigcheck.start(["cat"])  # echoes our frames back: answers of the wrong shape
+    with caplog.at_level(logging.WARNING, logger="sealchain.sigcheck"):
+        assert _bad(list(sigcheck.checked(records))) == forged_at
+    assert sigcheck._helper is None
+    assert "event=sigcheck.helper_dropped" in caplog.text
+    # and for a while after a failure, batches are checked on the caller's thread
+    assert _bad(list(sigcheck.checked(records))) == forged_at
+    assert sigcheck._helper is None
+
+
+def test_a_stalled_helper_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    records, forged_at = _forged_batch()
+    monkeypatch.setattr(sigcheck, "STALL_S", 0.3)
+    sigcheck.start(["sleep", "30"])  # reads nothing, answers nothing
+    assert _bad(list(sigcheck.checked(records))) == forged_at
+    assert sigcheck._helper is None
+
+
+def test_two_threads_at_once_get_their_own_verdicts() -> None:
+    records, forged_at = _forged_batch()
+    results: list[set[int]] = []
+
+    def run() -> None:
+        for _ in range(3):
+            results.append(_bad(list(sigcheck.checked(records))))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == [forged_at] * 6
+
+
+def test_stale_answers_of_an_abandoned_batch_are_not_taken_for_the_next() -> None:
+    records, forged_at = _forged_batch()
+    good = _world(N)[2]
+    for _ in range(3):
+        it = sigcheck.checked(good)
+        next(it)
+        it.close()  # frames sent, answers (all good) still owed
+        assert _bad(list(sigcheck.checked(records))) == forged_at
+
+
+def _ask(frames: list[bytes]) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(list(sigcheck.HELPER_ARGV), input=b"".join(frames),
+                          capture_output=True, timeout=30, check=False)
+
+
+def _frame(value: object) -> bytes:
+    data = msgpack.packb(value)
+    return struct.pack(">I", len(data)) + data
+
+
+def test_the_helper_script_checks_and_refuses_malformed_frames() -> None:
+    _, _, scans = _world(2)
+    r = scans[0]
+    unsigned = r.unsigned_bytes()
+    items = [[r.author, unsigned, r.signature],            # good
+             [r.author, unsigned + b"x", r.signature],     # another message
+             [r.author, unsigned, r.signature[:63]],       # short signature
+             [r.author[:31], unsigned, r.signature],       # short key
+             [scans[1].author, unsigned, r.signature]]     # another key
+    done = _ask([_frame(items), _frame(items[:1])])
+    assert done.returncode == 0  # input ended: a clean exit
+    answers = []
+    out = done.stdout
+    while out:
+        (size,) = struct.unpack(">I", out[:4])
+        answers.append(msgpack.unpackb(out[4 : 4 + size]))
+        out = out[4 + size :]
+    assert answers == [[5, [1, 2, 3, 4]], [1, []]]
+    assert SIGNING_DOMAIN.hex() in sigcheck.HELPER_ARGV
+    for garbage in (b"\x00\x00\x00\x03\xc1\xc1\xc1",            # not msgpack
+                    _frame([[b"a", b"b"]]),                      # not triples
+                    _frame(7),                                   # not a list
+                    struct.pack(">I", 1 << 30),                  # over the frame bound
+                    b"\x00\x00\x00\x10abc"):                     # cut short
+        assert _ask([garbage]).returncode == 2, garbage
