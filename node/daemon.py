@@ -44,7 +44,7 @@ from node.config import Config
 from node.datadir import DataDir
 from node.errors import ConfigError
 from node.ledger import Ledger
-from node.rpc import sse
+from node.rpc import keepalive, sse
 from node.rpc.app import Api, create_app
 from node.rpc.auth import Auth
 from node.rpc.metrics import Metrics
@@ -283,6 +283,7 @@ class Node:
         api = Api(ledger=self.ledger, writer=self.writer, auth=Auth(self.tokens),
                   metrics=self.metrics, hub=self.hub, max_body=self.config.rpc.max_body,
                   status=self.status, clock=self.clock)
+        keepalive.install()  # idle timeouts without a task per request
         cfg = HypercornConfig()
         host = f"[{self.rpc_host}]" if ":" in self.rpc_host else self.rpc_host
         cfg.bind = [f"{host}:{self.rpc_port}"]
