@@ -32,8 +32,8 @@ async def hello(request: Request) -> PlainTextResponse:
 
 
 @asynccontextmanager
-async def server() -> AsyncIterator[tuple[int, trio.Event, list[float]]]:
-    """The port of a running server, the event that stops it, and when it stopped."""
+async def server() -> AsyncIterator[tuple[int, trio.Event, trio.Event]]:
+    """The port of a running server, the event that stops it, and the one set when it has."""
     keepalive.install()
     cfg = Config()
     cfg.bind = ["127.0.0.1:0"]
@@ -41,12 +41,12 @@ async def server() -> AsyncIterator[tuple[int, trio.Event, list[float]]]:
     cfg.graceful_timeout = 5
     cfg.accesslog = None
     stop = trio.Event()
-    stopped: list[float] = []
+    stopped = trio.Event()
     app = Starlette(routes=[Route("/", hello)])
 
     async def run(task_status: trio.TaskStatus[list[str]]) -> None:
         await serve(app, cfg, shutdown_trigger=stop.wait, task_status=task_status)  # type: ignore[arg-type]
-        stopped.append(trio.current_time())
+        stopped.set()
 
     async with trio.open_nursery() as n:
         binds = await n.start(run)
@@ -120,7 +120,6 @@ async def test_shutdown_is_prompt_with_idle_and_abandoned_connections() -> None:
             await trio.sleep(0.3)
             t0 = trio.current_time()
             stop.set()
-            while not stopped:
-                await trio.sleep(0.05)
-            assert stopped[0] - t0 <= keepalive.GRACE + 1.0
+            await stopped.wait()
+            assert trio.current_time() - t0 <= keepalive.GRACE + 1.0
             assert await closed_by_server(idle)

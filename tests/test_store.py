@@ -276,3 +276,26 @@ def test_object_keys_lookup_agrees_with_object_keys(store: Store) -> None:
         for prefix in prefixes + prefixes[::-1]:  # seeking backwards too
             assert lookup(prefix) == store.object_keys(prefix), prefix
     assert store.object_keys(b"hAAA") == [b"hAAA", b"hAAAB"]
+
+
+def test_last_alert_cursor_follows_every_write(store: Store) -> None:
+    assert store.last_alert_cursor() == 0
+    ws = WriteSet()
+    ws.put(b"B" + b"\x00" * 8, b"x")  # a write with no alert keeps what it knew
+    store.write(ws)
+    assert store.last_alert_cursor() == 0
+    for top in (3, 9):
+        ws = WriteSet()
+        ws.put(b"A" + u64(top), codec.encode_local({"cursor": top}))
+        store.write(ws)
+        assert store.last_alert_cursor() == top
+    ws = WriteSet()
+    ws.delete(b"A" + u64(9))
+    store.write(ws)
+    assert store.last_alert_cursor() == 3
+    store.close()
+    reopened = Store.open(store.path)  # what the next process reads agrees
+    try:
+        assert reopened.last_alert_cursor() == 3
+    finally:
+        reopened.close()
