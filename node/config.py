@@ -26,6 +26,7 @@
     silence_check_s = 60      # how often time rules run (shipment gone silent); 0: never
     sync_bytes_per_s = 33554432  # per peer: sync reads slow down beyond it
     gossip_messages_per_s = 500  # per peer: more is refused (sync repairs the rest)
+    write_buffer_mb = 32      # LevelDB memtable, 1..1024 MiB: less compaction CPU, more memory
 
     [push]                    # subscribe at other nodes for the alerts matching a filter
     providers = []            # multiaddrs with /p2p/<peer id>
@@ -82,6 +83,7 @@ class LimitsSection:
     silence_check_s: int = 60
     sync_bytes_per_s: int = 32 * 1024 * 1024
     gossip_messages_per_s: int = 500
+    write_buffer_mb: int = 32
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -139,6 +141,8 @@ class Config:
         if cfg.limits.sync_bytes_per_s < 1024 or cfg.limits.gossip_messages_per_s < 1:
             raise ConfigError(f"{where}: [limits] sync_bytes_per_s must be at least 1024 and "
                               "gossip_messages_per_s at least 1")
+        if not 1 <= cfg.limits.write_buffer_mb <= 1024:
+            raise ConfigError(f"{where}: [limits] write_buffer_mb must be 1..1024")
         if cfg.p2p.psk and len(cfg.p2p.psk) != 64:
             raise ConfigError(f"{where}: [p2p] psk must be 64 hex characters")
         return cfg
