@@ -26,7 +26,7 @@
     silence_check_s = 60      # how often time rules run (shipment gone silent); 0: never
     sync_bytes_per_s = 33554432  # per peer: sync reads slow down beyond it
     gossip_messages_per_s = 500  # per peer: more is refused (sync repairs the rest)
-    write_buffer_mb = 32      # LevelDB memtable, 1..1024 MiB: less compaction CPU, more memory
+    write_buffer_mb = 16      # LevelDB memtable, 1..1024 MiB: less compaction CPU, more memory
 
     [push]                    # subscribe at other nodes for the alerts matching a filter
     providers = []            # multiaddrs with /p2p/<peer id>
@@ -83,7 +83,7 @@ class LimitsSection:
     silence_check_s: int = 60
     sync_bytes_per_s: int = 32 * 1024 * 1024
     gossip_messages_per_s: int = 500
-    write_buffer_mb: int = 32
+    write_buffer_mb: int = 16
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -73,12 +73,14 @@ def _head(author: bytes, raw: bytes) -> Head:
 
 # LevelDB's memtable: puts collect here before they go to a table file. Ingest puts the
 # same keys again and again (an object's facts after every batch that changes it), and
-# LevelDB's default 4 MiB flushed them so often that compacting the copies away took
-# more CPU than ingest itself: 100,000 records ingested (2026-12-02) cost 11 s of
-# compaction CPU at 4 MiB, 2.5 s at 32 MiB, 0.5 s at 64 MiB; five nodes replicating
-# 50,000 records used 99 µs of CPU per record each at 4 MiB, 77 µs at 32 MiB. Its cost
-# is memory: up to twice this (one table being flushed while the next fills).
-WRITE_BUFFER: Final = 32 << 20
+# at LevelDB's default 4 MiB they were flushed so often that compacting the copies away
+# took most of a second core. Measured 2026-12-02, `Ledger.submit` of 100,000 records,
+# alternating runs: 9.5 - 9.7 s of compaction CPU at 4 MiB, 3.7 - 4.4 s at 16 MiB (0.5 s
+# at 64 MiB, where nearly all of it stays in the memtable). Larger is not free: memory
+# (up to twice this: one memtable flushed while the next fills), and the RPC's batch
+# writes measured ~8 % slower at 32 MiB than at 4 or 16 (a larger skip list to insert
+# into). `[limits] write_buffer_mb` sets it for a node.
+WRITE_BUFFER: Final = 16 << 20
 
 
 class WriteSet:
