@@ -292,6 +292,7 @@ class Node:
         cfg.accesslog = None
         cfg.errorlog = logging.getLogger("sealchain.rpc.server")
         cfg.keep_alive_timeout = 30
+        cfg.include_server_header = False  # no software banner (and one header less to build)
         cfg.keep_alive_max_requests = 1_000_000
         cfg.backlog = 1024
 

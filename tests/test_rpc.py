@@ -73,6 +73,8 @@ async def test_status(rpc: Running) -> None:
     with trio.fail_after(TIMEOUT):
         r = await rpc.read.get("/v1/status")
         assert r.status_code == 200
+        assert "server" not in r.headers  # no software banner
+        assert "date" in r.headers
         s = r.json()
         me = rpc.p.me.pub
         assert s["did"] == did_from_public(me)
