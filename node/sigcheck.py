@@ -80,8 +80,9 @@ class HelperError(Exception):
 class Helper:
     """One checking process and the answers it owes us.
 
-    `stale` counts the answers still to come for frames of a batch whose caller
-    stopped early; they are read and dropped before the next batch's frames.
+    Every frame carries a sequence number, which its answer repeats: an answer is
+    taken only for the frame it names, and answers to frames of a batch whose
+    caller stopped early are skipped when they come.
     """
 
     def __init__(self, argv: Sequence[str] | None = None) -> None:
@@ -95,25 +96,28 @@ class Helper:
         self.rfd = self.proc.stdout.fileno()
         os.set_blocking(self.wfd, False)  # a helper that stops reading cannot hang us
         self.buf = bytearray()
-        self.stale = 0
+        self.seq = 0  # of the next frame
         self.capacity = 64 << 10  # bytes the input pipe holds: frames in flight stay under it
         with contextlib.suppress(OSError):  # F_SETPIPE_SZ (Linux): at most pipe-max-size
             self.capacity = fcntl.fcntl(self.wfd, _F_SETPIPE_SZ, PIPE_BYTES)
-        self.in_flight: list[int] = []  # the size of each frame sent and not answered
+        self.in_flight: dict[int, int] = {}  # the size of each frame sent and not answered
 
     def room(self, records: Sequence[Record]) -> bool:
         """Whether a frame of these records fits in the pipe now (writing it will not wait)."""
         size = sum(len(r.wire) for r in records) + 16 * len(records)
-        return not self.in_flight or sum(self.in_flight) + size <= self.capacity
+        return not self.in_flight or sum(self.in_flight.values()) + size <= self.capacity
 
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def send(self, records: Sequence[Record]) -> None:
-        """One frame: the author, unsigned bytes and signature of each record."""
-        frame = msgpack.packb([[r.author, r.unsigned_bytes(), r.signature] for r in records])
+    def send(self, records: Sequence[Record]) -> int:
+        """One frame: the author, unsigned bytes and signature of each record. Its number."""
+        seq = self.seq
+        self.seq += 1
+        frame = msgpack.packb([seq, [[r.author, r.unsigned_bytes(), r.signature]
+                                     for r in records]])
         data = memoryview(struct.pack(">I", len(frame)) + frame)
-        self.in_flight.append(len(data))
+        self.in_flight[seq] = len(data)
         try:
             while data:
                 try:
@@ -122,9 +126,10 @@ class Helper:
                     self._wait([], [self.wfd], "take a frame")
         except OSError as exc:
             raise HelperError(f"cannot write to the helper: {exc}") from exc
+        return seq
 
-    def ready(self) -> bool:
-        """Whether the next answer can be read without waiting."""
+    def ready(self, seq: int) -> bool:
+        """Whether the answer to frame `seq` can be read without waiting."""
         if not self._whole():
             try:
                 readable, _, _ = select.select([self.rfd], [], [], 0)
@@ -132,26 +137,52 @@ class Helper:
                 raise HelperError(f"cannot poll the helper: {exc}") from exc
             if readable:
                 self._fill()
-        return self._whole()
+        while self._whole():
+            if self._peek_seq() == seq:
+                return True
+            self._next()  # an answer nobody waits for any more (or a bad one: it raises)
+        return False
 
-    def receive(self, expected: int | None) -> set[int]:
-        """The indexes found bad in the next answer (waiting for it)."""
-        while not self._whole():
-            self._fill()
+    def receive(self, seq: int, count: int) -> set[int]:
+        """The indexes found bad in frame `seq` of `count` records (waiting for the answer)."""
+        if seq not in self.in_flight:
+            raise HelperError(f"no answer is owed for frame {seq}")
+        while True:
+            while not self._whole():
+                self._fill()
+            got, n, bad = self._next()
+            if got == seq:
+                break
+        if n != count:
+            raise HelperError(f"the helper checked {n} records, expected {count}")
+        return bad
+
+    def _peek_seq(self) -> int:
+        size = struct.unpack_from(">I", self.buf)[0]
+        return self._parse(bytes(self.buf[4 : 4 + size]))[0]
+
+    def _next(self) -> tuple[int, int, set[int]]:
+        """The next whole answer, taken from the buffer: (frame, records checked, bad)."""
         size = struct.unpack_from(">I", self.buf)[0]
         data = bytes(self.buf[4 : 4 + size])
         del self.buf[: 4 + size]
-        if self.in_flight:
-            self.in_flight.pop(0)
+        got, n, bad = self._parse(data)
+        oldest = min(self.in_flight, default=None)  # the helper answers in the order sent
+        if got != oldest:
+            raise HelperError(f"the helper answered frame {got}, expected {oldest}")
+        del self.in_flight[got]
+        return got, n, bad
+
+    @staticmethod
+    def _parse(data: bytes) -> tuple[int, int, set[int]]:
         try:
-            count, bad = msgpack.unpackb(data)
+            got, n, bad = msgpack.unpackb(data)
         except (ValueError, TypeError, msgpack.UnpackException) as exc:
             raise HelperError(f"unreadable answer from the helper: {exc}") from exc
-        if expected is not None and count != expected:
-            raise HelperError(f"the helper checked {count} records, expected {expected}")
-        if type(bad) is not list or any(type(i) is not int or not 0 <= i < count for i in bad):
-            raise HelperError("the helper answered indexes out of range")
-        return set(bad)
+        if type(got) is not int or type(n) is not int or type(bad) is not list \
+                or any(type(i) is not int or not 0 <= i < n for i in bad):
+            raise HelperError("the helper's answer is malformed")
+        return got, n, set(bad)
 
     def _whole(self) -> bool:
         return len(self.buf) >= 4 and len(self.buf) >= 4 + struct.unpack_from(">I", self.buf)[0]
@@ -213,7 +244,7 @@ atexit.register(stop)
 
 
 def _ready_helper() -> Helper | None:
-    """The helper, started if need be and cleared of stale answers; None if it cannot run."""
+    """The helper, started if need be; None if it cannot run."""
     global _helper
     h = _helper
     if h is not None and not h.alive():
@@ -228,13 +259,6 @@ def _ready_helper() -> Helper | None:
             log.warning("event=sigcheck.helper_failed error=%r: checking on this thread", exc)
             _failed()
             return None
-    try:
-        while h.stale:
-            h.receive(None)
-            h.stale -= 1
-    except HelperError as exc:
-        _drop(str(exc))
-        return None
     return h
 
 
@@ -278,38 +302,35 @@ class _Batch:
     def __init__(self, records: Sequence[Record]) -> None:
         self.chunks = [records[i : i + CHUNK] for i in range(0, len(records), CHUNK)]
         self.sent = self.answered = 0
+        self.seqs: list[int] = []  # the helper's frame number of each chunk sent
         self.tail = len(self.chunks)
         self.mine: dict[int, list[VerificationError | None]] = {}  # verdicts of chunks >= tail
 
     def run(self) -> Iterator[tuple[Record, VerificationError | None]]:
         h = _ready_helper()
-        try:
-            for k, chunk in enumerate(self.chunks):
-                if h is not None:
-                    h = self._top_up(h, k)
-                if k >= self.tail:
-                    self._finish(k)
-                    yield from zip(chunk, self.mine.pop(k), strict=True)
-                elif h is None or k >= self.sent:
+        for k, chunk in enumerate(self.chunks):
+            if h is not None:
+                h = self._top_up(h, k)
+            if k >= self.tail:
+                self._finish(k)
+                yield from zip(chunk, self.mine.pop(k), strict=True)
+            elif h is None or k >= self.sent:
+                yield from _inline(chunk)
+            else:
+                bad = self._answer(h, self.seqs[k], len(chunk))
+                if bad is None:  # the helper failed: this chunk and the rest here
+                    h = None
+                    self.sent = k
                     yield from _inline(chunk)
                 else:
-                    bad = self._answer(h, len(chunk))
-                    if bad is None:  # the helper failed: this chunk and the rest here
-                        h = None
-                        self.sent = k
-                        yield from _inline(chunk)
-                    else:
-                        for i, r in enumerate(chunk):
-                            yield r, (check(r) if i in bad else None)
-        finally:
-            if h is not None and _helper is h:
-                h.stale += self.sent - self.answered  # the caller stopped early
+                    for i, r in enumerate(chunk):
+                        yield r, (check(r) if i in bad else None)
 
     def _top_up(self, h: Helper, k: int) -> Helper | None:
         try:
             while (self.sent < self.tail and self.sent < k + DEPTH
                    and h.room(self.chunks[self.sent])):
-                h.send(self.chunks[self.sent])
+                self.seqs.append(h.send(self.chunks[self.sent]))
                 self.sent += 1
         except HelperError as exc:
             _drop(str(exc))
@@ -317,11 +338,11 @@ class _Batch:
             return None
         return h
 
-    def _answer(self, h: Helper, expected: int) -> set[int] | None:
+    def _answer(self, h: Helper, seq: int, count: int) -> set[int] | None:
         try:
-            while not h.ready() and self._steal():
+            while not h.ready(seq) and self._steal():
                 pass
-            bad = h.receive(expected)
+            bad = h.receive(seq, count)
         except HelperError as exc:
             _drop(str(exc))
             return None

@@ -4,9 +4,10 @@ Run as a script by `node.sigcheck` (`python sigcheck_worker.py DOMAIN_HEX`), it
 imports only msgpack and PyNaCl and speaks frames on its standard streams, each
 a 4-byte big-endian length and a msgpack value:
 
-- in: a list of `[author, unsigned, signature]` (bytes, bytes, bytes);
-- out: `[count, bad]`: how many it checked, and the indexes in the list of the
-  ones whose signature does not hold (`signature` over `DOMAIN + unsigned` by
+- in: `[seq, items]`: a frame number and a list of `[author, unsigned,
+  signature]` (bytes, bytes, bytes);
+- out: `[seq, count, bad]`: the same frame number, how many it checked, and the
+  indexes in the list of the ones whose signature does not hold (`signature` over `DOMAIN + unsigned` by
   the Ed25519 key `author`; a signature of any length but 64 bytes fails).
 
 It exits when its input ends (its parent closed the pipe or died) and on any
@@ -60,11 +61,13 @@ def main() -> int:
         if frame is None:
             return 2
         try:
-            items = msgpack.unpackb(frame)
+            seq, items = msgpack.unpackb(frame)
+            if type(seq) is not int or type(items) is not list:
+                return 2
             bad = bad_indexes(domain, items)
         except (ValueError, TypeError, msgpack.UnpackException):
             return 2
-        reply = msgpack.packb([len(items), bad])
+        reply = msgpack.packb([seq, len(items), bad])
         out.write(struct.pack(">I", len(reply)) + reply)
         out.flush()
 

@@ -15,6 +15,7 @@ import os
 import signal
 import struct
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -163,6 +164,30 @@ def test_a_helper_answering_garbage_is_dropped(caplog: pytest.LogCaptureFixture)
     assert sigcheck._helper is None
 
 
+# A helper that says every signature holds, but numbers its answers one frame ahead.
+LIAR = """
+import struct, sys, msgpack
+inp, out = sys.stdin.buffer, sys.stdout.buffer
+while True:
+    head = inp.read(4)
+    if len(head) < 4:
+        break
+    seq, items = msgpack.unpackb(inp.read(struct.unpack(">I", head)[0]))
+    reply = msgpack.packb([seq + 1, len(items), []])
+    out.write(struct.pack(">I", len(reply)) + reply)
+    out.flush()
+"""
+
+
+def test_an_answer_for_another_frame_is_refused(caplog: pytest.LogCaptureFixture) -> None:
+    records, forged_at = _forged_batch()
+    sigcheck.start([sys.executable, "-c", LIAR])
+    with caplog.at_level(logging.WARNING, logger="sealchain.sigcheck"):
+        assert _bad(list(sigcheck.checked(records))) == forged_at
+    assert sigcheck._helper is None
+    assert "answered frame" in caplog.text
+
+
 def test_a_stalled_helper_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
     records, forged_at = _forged_batch()
     monkeypatch.setattr(sigcheck, "STALL_S", 0.3)
@@ -216,7 +241,7 @@ def test_the_helper_script_checks_and_refuses_malformed_frames() -> None:
              [r.author, unsigned, r.signature[:63]],       # short signature
              [r.author[:31], unsigned, r.signature],       # short key
              [scans[1].author, unsigned, r.signature]]     # another key
-    done = _ask([_frame(items), _frame(items[:1])])
+    done = _ask([_frame([7, items]), _frame([8, items[:1]])])
     assert done.returncode == 0  # input ended: a clean exit
     answers = []
     out = done.stdout
@@ -224,10 +249,12 @@ def test_the_helper_script_checks_and_refuses_malformed_frames() -> None:
         (size,) = struct.unpack(">I", out[:4])
         answers.append(msgpack.unpackb(out[4 : 4 + size]))
         out = out[4 + size :]
-    assert answers == [[5, [1, 2, 3, 4]], [1, []]]
+    assert answers == [[7, 5, [1, 2, 3, 4]], [8, 1, []]]
     assert SIGNING_DOMAIN.hex() in sigcheck.HELPER_ARGV
     for garbage in (b"\x00\x00\x00\x03\xc1\xc1\xc1",            # not msgpack
-                    _frame([[b"a", b"b"]]),                      # not triples
+                    _frame([[b"a", b"b"]]),                      # no frame number
+                    _frame(["1", [items[0]]]),                   # a frame number not an int
+                    _frame([1, [[b"a", b"b"]]]),                 # not triples
                     _frame(7),                                   # not a list
                     struct.pack(">I", 1 << 30),                  # over the frame bound
                     b"\x00\x00\x00\x10abc"):                     # cut short
