@@ -81,4 +81,7 @@ def install() -> None:
     """Make Hypercorn's trio TCP server time out idle connections with `LazyIdleTask`."""
     from hypercorn.trio import tcp_server
 
+    if not hasattr(tcp_server, "TrioSingleTask"):  # a Hypercorn this module was not made for
+        raise RuntimeError("hypercorn.trio.tcp_server has no TrioSingleTask: update "
+                           "node/rpc/keepalive.py for this Hypercorn version")
     tcp_server.TrioSingleTask = LazyIdleTask  # type: ignore[misc,assignment]
