@@ -42,6 +42,7 @@ arrive; `sync_lag()` reports the largest.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
@@ -143,6 +144,7 @@ class Network:
         self._write_fn = write
         self._lock = lock or trio.Lock()
         self._token: trio.lowlevel.TrioToken | None = None
+        self._trio_thread: int | None = None
         self.config = config
         self.host = Host(ledger.own, listen=config.listen, psk=config.psk, gossip=config.gossip)
         self.topic = ledger.genesis.topic("records")
@@ -167,6 +169,7 @@ class Network:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self._token = trio.lowlevel.current_trio_token()
+        self._trio_thread = threading.get_ident()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             self.host.set_stream_handler(SYNC_PROTOCOL, self._serve_sync)
@@ -485,6 +488,9 @@ class Network:
         own = self.ledger.own.public.raw if self.ledger.own else b""
         fresh = [r for r in records if r.author == own]
         if fresh and self._token is not None and self.config.gossip:
+            if threading.get_ident() == self._trio_thread:  # a group staged in the trio thread
+                self._enqueue(fresh)
+                return
             try:
                 self._token.run_sync_soon(self._enqueue, fresh)
             except trio.RunFinishedError:
