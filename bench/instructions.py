@@ -28,14 +28,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import trio
 
 sys.path.insert(0, os.getcwd())
 
-from bench.rpc import batches, provision, singles  # noqa: E402
+from bench.rpc import batches, provision, rpc_url, singles  # noqa: E402
 
 
 def count(requests: int, batch: int | None) -> int:
@@ -48,14 +47,7 @@ def count(requests: int, batch: int | None) -> int:
              f"--cachegrind-out-file={Path(tmp) / 'cg.out'}",
              sys.executable, "-m", "node.cli", "run", "--data", str(data)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        addr = data / "rpc.addr"
-        deadline = time.monotonic() + 300
-        while not addr.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise SystemExit("bench: the node did not start under valgrind")
-            time.sleep(0.2)
-        url, token = addr.read_text().strip(), d.tokens().write
+        url, token = rpc_url(proc, data, 300), d.tokens().write
         trio.run(singles, url, token, 8, 160)
         if requests and batch:
             trio.run(batches, url, token, 8, requests, batch)

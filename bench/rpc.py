@@ -109,14 +109,19 @@ def start_node(data: Path) -> tuple[subprocess.Popen[bytes], str]:
     exe = Path(sys.executable).parent / "sealchain"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "node.cli"]
     proc = subprocess.Popen([*cmd, "run", "--data", str(data)], cwd=ROOT)
+    return proc, rpc_url(proc, data, 30)
+
+
+def rpc_url(proc: subprocess.Popen[bytes], data: Path, timeout: float) -> str:
+    """The RPC URL the node `proc` writes to DATA/rpc.addr once it listens."""
     addr = data / "rpc.addr"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + timeout
     while not addr.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             raise SystemExit("bench: the node did not start")
         time.sleep(0.05)
-    return proc, addr.read_text().strip()
+    return addr.read_text().strip()
 
 
 def main() -> int:

@@ -301,7 +301,7 @@ class _Batch:
 
     def __init__(self, records: Sequence[Record]) -> None:
         self.chunks = [records[i : i + CHUNK] for i in range(0, len(records), CHUNK)]
-        self.sent = self.answered = 0
+        self.sent = 0
         self.seqs: list[int] = []  # the helper's frame number of each chunk sent
         self.tail = len(self.chunks)
         self.mine: dict[int, list[VerificationError | None]] = {}  # verdicts of chunks >= tail
@@ -334,7 +334,7 @@ class _Batch:
                 self.sent += 1
         except HelperError as exc:
             _drop(str(exc))
-            self.sent = self.answered  # what was sent and not answered: checked here
+            self.sent = k  # what was sent and not answered (chunks k on): checked here
             return None
         return h
 
@@ -346,7 +346,6 @@ class _Batch:
         except HelperError as exc:
             _drop(str(exc))
             return None
-        self.answered += 1
         return bad
 
     def _steal(self) -> bool:
