@@ -30,7 +30,7 @@ meta, so withdrawal works in any arrival order.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from crypto.credentials import CredentialSet
 from node import facts as F
@@ -61,16 +61,17 @@ META: Final = "derived."  # meta name prefix: the keys of a container's live fin
 
 
 def container_intents(number: str, reader: Reader, creds: CredentialSet, params: Params,
-                      *, items: bool = True, memo: Memo | None = None
+                      *, items: bool = True, memo: Memo | None = None, stale: bool = True
                       ) -> dict[str, list[Intent]]:
     """The derived alerts container `number` calls for, by part (`PARTS`), each sorted by
     key. Pure. With `items=False` only the container's own part ("c") is worked out.
 
     With `items=True` the container's per-item findings may have changed: `memo`
-    forgets what it kept of them, and keeps what is worked out now (`node.item_memo`).
+    keeps what is worked out now (`node.item_memo`), and with `stale` (what they read
+    outside the container may have changed: `affected`) first forgets what it kept.
     """
     out: dict[str, dict[bytes, Intent]] = {"c": {}, "i": {}} if items else {"c": {}}
-    if items and memo is not None:
+    if items and stale and memo is not None:
         memo.forget(number)
     if reader.facts(F.container_key(number)).get("create"):
         verdict = verify_container(number, reader, creds, params, None, items=items,
@@ -119,15 +120,29 @@ CONTAINER_FIELDS: Final = (*ITEM_FIELDS, "places", "weight", "seals")
 TOKEN_FIELDS: Final = ("mint", "packs", "recalls", "offers", "accepts", "times")
 
 
+class Affected(NamedTuple):
+    """What a batch may change of the derived findings (`affected`)."""
+
+    containers: dict[str, bool]  # container -> whether its per-item findings may change
+    stale: set[str]  # containers whose kept item scan may no longer hold (`item_memo`)
+
+
 def affected(dirty: Iterable[bytes], before: Callable[[bytes], F.Facts],
              after: Callable[[bytes], F.Facts], neighbours: Callable[[str], Iterable[str]],
              lot: Callable[[bytes], Iterable[str]], rooted: frozenset[bytes] = frozenset(),
-             scanned: Iterable[str] = ()) -> dict[str, bool]:
+             scanned: Iterable[str] = ()) -> Affected:
     """The containers whose derived findings the changed objects `dirty` may change, each
     with whether its per-item findings may have changed too. `rooted`: tokens judged
     again with no fact of theirs changed (`named_as_head`); `scanned`: containers scanned
-    in the batch (`scanned`)."""
+    in the batch (`scanned`).
+
+    A container's per-item findings change with its own fields (`ITEM_FIELDS`: which
+    manifest is in force, who packed it, where it goes) or with what its items' findings
+    read outside it: their facts, their lots', the other containers they were packed
+    in. An item scan names the container-level inputs it was worked out for
+    (`node.item_memo`), so only the second kind makes a kept scan `stale`."""
     out: dict[str, bool] = dict.fromkeys(scanned, False)
+    stale: set[str] = set()
     for key in sorted({*dirty, *rooted}):
         tag = key[:1]
         if tag == b"c":
@@ -137,15 +152,16 @@ def affected(dirty: Iterable[bytes], before: Callable[[bytes], F.Facts],
             if items or any(was.get(f) != now.get(f) for f in CONTAINER_FIELDS):
                 out[number] = out.get(number, False) or items
             if was.get("unpacks") != now.get("unpacks"):
-                out.update(dict.fromkeys(neighbours(number), True))
+                stale.update(neighbours(number))
         elif tag == b"t":
             was, now = before(key), after(key)
             if key in rooted or any(was.get(f) != now.get(f) for f in TOKEN_FIELDS):
                 for f in (was, now):
-                    out.update({p[0]: True for p in f.get("packs", ())})
+                    stale.update(p[0] for p in f.get("packs", ()))
         elif tag == b"l":
-            out.update(dict.fromkeys(lot(key), True))
-    return out
+            stale.update(lot(key))
+    out.update(dict.fromkeys(stale, True))
+    return Affected(out, stale)
 
 
 def items_of(number: str, reader: Reader) -> set[bytes]:

@@ -228,8 +228,9 @@ class ItemMemo:
 class Staged:
     """The memo as a batch not yet written sees it.
 
-    It finds no scan (a batch works out again the findings it may change), forgets at
-    once, and keeps its scans aside until `settle` (called once the batch is durable).
+    It finds a kept scan unless the batch forgot it (a batch works out again the findings
+    whose inputs it may change), forgets at once, and keeps its scans aside until
+    `settle` (called once the batch is durable).
     Everything it keeps it also puts, and everything it forgets it deletes, in the
     batch's `ws`: the database's findings change in the same atomic write as the
     records. Manifest checks join the memory at once: they hold whatever the log.
@@ -239,6 +240,7 @@ class Staged:
         self.memo = memo
         self.ws = ws
         self._scans: dict[str, ItemScan] = {}
+        self._forgot: set[str] = set()  # the memo still reads the database's copy: unused
         self._manifests: dict[tuple[bytes, tuple[bytes, ...]], ManifestCheck] = {}
 
     def manifest(self, root: bytes, chunks: tuple[bytes, ...]) -> ManifestCheck | None:
@@ -259,7 +261,10 @@ class Staged:
             self.ws.put(manifest_key(root, chunks), check.to_bytes())
 
     def scan(self, number: str, key: tuple[Any, ...]) -> ItemScan | None:
-        return None
+        got = self._scans.get(number)
+        if got is not None:
+            return got if got.key == key else None
+        return None if number in self._forgot else self.memo.scan(number, key)
 
     def keep_scan(self, number: str, scan: ItemScan) -> None:
         self._scans[number] = scan
@@ -268,6 +273,7 @@ class Staged:
     def forget(self, number: str) -> None:
         self.memo.forget(number)
         self._scans.pop(number, None)
+        self._forgot.add(number)
         self.ws.delete(scan_key(number))
 
     def settle(self) -> None:
@@ -277,6 +283,7 @@ class Staged:
         for (root, chunks), check in self._manifests.items():
             self.memo.keep_manifest(root, chunks, check, stored=True)
         self._scans.clear()
+        self._forgot.clear()
         self._manifests.clear()
 
 

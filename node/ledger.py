@@ -720,15 +720,16 @@ class Ledger:
         if others:
             with self.store.object_keys_lookup() as indexed:
                 rooted = frozenset(derived.named_as_head(others, indexed))
-        numbers = derived.affected(b.dirty, before, view.facts,
-                                   lambda n: derived.neighbours(n, view),
-                                   lambda k: derived.lot_containers(k, view), rooted,
-                                   derived.scanned(b.stored))
+        numbers, stale = derived.affected(b.dirty, before, view.facts,
+                                          lambda n: derived.neighbours(n, view),
+                                          lambda k: derived.lot_containers(k, view), rooted,
+                                          derived.scanned(b.stored))
         for number, items in sorted(numbers.items()):
             name = derived.META + number
             was: dict[str, list[bytes]] = self.store.meta(name) or {}
             found = derived.container_intents(number, view, self.creds, self.params,
-                                              items=items, memo=b.memo)
+                                              items=items, memo=b.memo,
+                                              stale=number in stale)
             keys = {**was, **{p: [i.key for i in v] for p, v in found.items()}}
             keys = {p: v for p, v in sorted(keys.items()) if v}
             if keys != was:

@@ -140,8 +140,12 @@ def verify_container(number: str, reader: Reader, creds: CredentialSet, params: 
     judged = custody.judge(cf)  # packs, seals and unpacks by the container's holders only
     _custody_actions(ctx, judged)
     root, listed = _manifest(ctx, judged) if items else (None, None)
-    brands = _items(ctx, number, cf, listed, destination, progress) \
-        if listed is not None and listed.count else ()
+    if listed is not None and listed.count:
+        brands = _items(ctx, number, cf, listed, destination, progress)
+    else:
+        brands = ()
+        if items and memo is not None:
+            memo.forget(number)  # no manifest in force: a scan kept of an earlier one is void
     _seal(ctx, cf, judged)
     _custody(ctx, cf, create_id, creator)
     _weight(ctx, cf, judged)
@@ -440,6 +444,8 @@ def _items(ctx: _Ctx, number: str, cf: F.Facts, listed: _Listed, destination: st
         items = listed.load(ctx)
         if items is None:
             ctx.add(Level.RED, "manifest.missing_record", "a chunk record is missing")
+            if ctx.memo is not None:
+                ctx.memo.forget(number)
             return ()
         scan = _scan(ctx, number, cf, listed.root, items, listed.packer, destination,
                      progress, key)

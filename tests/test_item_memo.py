@@ -228,6 +228,36 @@ def test_a_scan_of_an_item_keeps_its_containers_findings(tmp_path: Path) -> None
         node.close()
 
 
+def test_a_hand_over_of_the_container_keeps_its_items_findings(tmp_path: Path) -> None:
+    """The container's own custody is a field its item findings read (it decides which
+    manifest is in force and who packed it), but the scan names those inputs (its key):
+    a hand-over that leaves them as they were reuses the scan, and the verdict is still
+    the one worked out in full and from the records alone."""
+    s = Story()
+    s.ship()
+    w = s.world
+    node = Node(tmp_path / "db", w)
+    try:
+        node.deliver(w.records)
+        scans = node.ledger.verify_memo._scans
+        kept = scans[BOX]
+        (head,) = [r.id for r in w.records
+                   if r.type == "handover.accept" and r.body.object.kind == "container"]
+        w.tick()
+        w.handover(s.carrier, s.fwd, "container", BOX, head)
+        node.deliver(w.records[-2:])
+        assert node.ledger.facts(b"c" + BOX.encode())["accepts"] != set()
+        assert scans[BOX] is kept
+        assert node.verdict().level is Level.GREEN
+        w.tick()
+        _recall_serials(s)  # an input outside the container: worked out again
+        node.deliver(w.records[-1:])
+        assert scans[BOX] is not kept
+        assert "item.recalled" in codes(node.verdict())
+    finally:
+        node.close()
+
+
 def test_an_unpack_elsewhere_clears_the_kept_finding(tmp_path: Path) -> None:
     """The other container's unpack changes no fact of ours or of our items: the ledger
     forgets our scan because it is a neighbour (an item in common)."""
@@ -343,9 +373,11 @@ def test_a_batch_keeps_its_scans_only_once_written() -> None:
     memo.keep_scan(BOX, scan)
     ws = WriteSet()
     staged = memo.staged(ws)
-    assert staged.scan(BOX, ("k",)) is None  # a batch works its findings out again
+    assert staged.scan(BOX, ("k",)) == scan  # kept, and worked out for these inputs
+    assert staged.scan(BOX, ("other",)) is None
     staged.forget(BOX)
     assert memo.scan(BOX, ("k",)) is None  # forgotten at once
+    assert staged.scan(BOX, ("k",)) is None  # and not read back from the database either
     fresh = ItemScan(key=("k2",), found=(), expiries=(), unminted=(), brands=())
     staged.keep_scan(BOX, fresh)
     assert memo.scan(BOX, ("k2",)) is None  # not before the write

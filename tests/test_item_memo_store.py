@@ -174,6 +174,31 @@ def _put(node: Node, key: bytes, value: bytes) -> None:
     node.store.write(ws)
 
 
+def test_a_manifest_no_longer_in_force_takes_its_scan_along(tmp_path: Path) -> None:
+    """The maker had handed the container over before it packed it; the carrier's accept
+    arrives last. Until then the pack counts and its scan is kept; with the accept, the
+    pack was not the holder's to make, no manifest is in force, and the kept scan goes
+    in the same batch (no item's facts changed, yet `check` finds nothing stale)."""
+    s = Story()
+    w = s.world
+    c = w.create_container(s.maker, BOX)
+    offer, accept = w.handover(s.maker, s.carrier, "container", BOX, c.id)
+    w.tick()
+    w.pack(s.maker, BOX, s.tokens, weight_g=500_000)
+    path = tmp_path / "db"
+    node = Node(path, w)
+    try:
+        node.deliver([r for r in w.records if r.id != accept.id])
+        assert "manifest.none" not in codes(node.verdict())
+        assert node.store.finding(scan_key(BOX)) is not None
+        node.deliver([accept])
+        assert "manifest.none" in codes(node.verdict())
+        assert node.store.finding(scan_key(BOX)) is None
+        assert not audit.check(node.store, w.genesis)
+    finally:
+        node.close()
+
+
 def test_check_catches_a_tampered_scan(tmp_path: Path) -> None:
     s, node, path = shipped(tmp_path)
     try:
