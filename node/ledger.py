@@ -53,6 +53,7 @@ log = logging.getLogger("sealchain.ledger")
 _CREDENTIAL_TYPES = ("credential.issue", "credential.delegate", "credential.revoke")
 _TYPE_INDEXED = frozenset({*_CREDENTIAL_TYPES, "alert", "customs.declaration"})
 _RECORD_CACHE = 4096  # decoded records `Ledger.record` keeps, at most
+_NONE: frozenset[bytes] = frozenset()
 _UNAUTHORISED = "unauthorised."  # meta: an author's first record written without the right
 
 
@@ -84,6 +85,9 @@ class Ledger:
         # seals seen, custody), so 50,000 of them would not fit the memory goal.
         self._facts_cache_tuples = facts_cache_tuples
         self._facts_weight: dict[bytes, int] = {}
+        # Per cached key, the alert keys the rules call for on its cached facts (the same
+        # object): a batch changing the object needs them, and need not work them out.
+        self._called: dict[bytes, tuple[F.Facts, frozenset[bytes]]] = {}
         self._facts_cache_load = 0
         self._heads: dict[bytes, Head] = {}
         # Decoded stored records by id (a record never changes), for the reads that
@@ -112,6 +116,7 @@ class Ledger:
         self._heads = dict(self.store.heads())
         self._facts_cache.clear()
         self._facts_weight.clear()
+        self._called.clear()
         self._facts_cache_load = 0
         # What container verification keeps between calls, in memory and in table V.
         self.verify_memo = ItemMemo(read=self.store.finding, corrupt=lambda key, why: log.warning(
@@ -166,14 +171,28 @@ class Ledger:
         raw = self.store.facts_raw(key)
         return F.decode_facts(raw) if raw is not None else {}
 
-    def _batch_facts(self, key: bytes) -> tuple[F.Facts, set[str] | None]:
-        """Facts for a batch to build on, and which of their SET fields the cache shares."""
+    def _batch_facts(self, key: bytes, stored: dict[bytes, bytes | None]
+                     ) -> tuple[F.Facts, set[str] | None]:
+        """Facts for a batch to build on, and which of their SET fields the cache shares.
+        What it reads from the store it also puts in `stored`."""
         f = self._facts_cache.get(key)
         if f is not None:
             self._facts_cache.move_to_end(key)
             return dict(f), set(f)  # every field shared until `join` copies it
-        raw = self.store.facts_raw(key)
+        raw = stored[key] = self.store.facts_raw(key)
         return (F.decode_facts(raw) if raw is not None else {}), None
+
+    def _before(self, b: Batch, key: bytes) -> F.Facts:
+        """An object's facts as they were before batch `b` (read only: shared)."""
+        f = b.before.get(key)
+        if f is None:
+            f = self._facts_cache.get(key)  # never changed by a batch (copy on write)
+            if f is None:
+                raw = b.stored_facts[key] if key in b.stored_facts \
+                    else self.store.facts_raw(key)
+                f = F.decode_facts(raw) if raw is not None else {}
+            b.before[key] = f
+        return f
 
     def state_root(self) -> bytes:
         """One hash over the whole derived state: a Merkle root over the sorted facts."""
@@ -342,7 +361,12 @@ class Ledger:
         self._heads.update(batch.heads)
         batch.memo.settle()  # durable: the item scans this batch worked out hold now
         for key in batch.dirty:
-            self._cache_facts(key, batch.facts[key])
+            f = batch.facts[key]
+            if key in batch.called:
+                self._called[key] = (f, batch.called[key])
+            else:  # (every changed object's rules run before the write: not reached)
+                self._called.pop(key, None)
+            self._cache_facts(key, f)
         self.version += 1
         if (batch.rules_changed | {e["rule"] for e in batch.alerts}) & rules.DISPUTE_RULES:
             self.disputes_version += 1
@@ -363,6 +387,7 @@ class Ledger:
                 or self._facts_cache_load > self._facts_cache_tuples):
             old, _ = self._facts_cache.popitem(last=False)
             self._facts_cache_load -= self._facts_weight.pop(old)
+            self._called.pop(old, None)
 
     # -- one record ----------------------------------------------------------------------
 
@@ -649,14 +674,15 @@ class Ledger:
             # Rules are not all monotonic (a late reseal explains a seal mismatch), so
             # alerts the facts called for before this batch and no longer do are
             # withdrawn: the live alerts stay a function of the records, in any order.
-            before = self._facts_cache.get(key)  # never changed by a batch (copy on write)
-            if before is None:
-                raw = self.store.facts_raw(key)
-                before = F.decode_facts(raw) if raw is not None else {}
-            was = {i.key for i in rules.evaluate(key, before)} if before else set()
+            before = self._before(b, key)
+            known = self._called.get(key)
+            was = known[1] if known is not None and known[0] is before else frozenset(
+                i.key for i in rules.evaluate(key, before)) if before else _NONE
             for k in was:
                 b.retract.setdefault(k, "")
-            for intent in rules.evaluate(key, b.facts[key]):
+            now_called = rules.evaluate(key, b.facts[key])
+            b.called[key] = frozenset(i.key for i in now_called) if now_called else _NONE
+            for intent in now_called:
                 called.add(intent.key)
                 if intent.key not in fresh and intent.key not in was:
                     cursor = self._log_intent(intent, b, now, cursor, fresh)
@@ -706,21 +732,13 @@ class Ledger:
         """Container findings across objects (`node.derived`), for the containers the batch
         may have changed: new ones logged, those no longer called for withdrawn."""
         view = BatchView(self, b)
-
-        def before(key: bytes) -> F.Facts:
-            f = self._facts_cache.get(key)
-            if f is None:
-                raw = self.store.facts_raw(key)
-                f = F.decode_facts(raw) if raw is not None else {}
-            return f
-
         # A record this node just signed has an id no offer can name yet: no lookup.
         others = [r for r in b.stored if r.id not in b.signed]
         rooted: frozenset[bytes] = frozenset()
         if others:
             with self.store.object_keys_lookup() as indexed:
                 rooted = frozenset(derived.named_as_head(others, indexed))
-        numbers, stale = derived.affected(b.dirty, before, view.facts,
+        numbers, stale = derived.affected(b.dirty, lambda k: self._before(b, k), view.facts,
                                           lambda n: derived.neighbours(n, view),
                                           lambda k: derived.lot_containers(k, view), rooted,
                                           derived.scanned(b.stored))

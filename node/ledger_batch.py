@@ -26,6 +26,11 @@ class Batch:
         # cache: copied on their first change (`join`), so an uncommitted batch never
         # alters the cache and loading cached facts costs no deep copy.
         self.shared: dict[bytes, set[str]] = {}
+        # What the store held for the keys the cache did not (`Ledger._before` decodes it
+        # once more, for the rules and findings that compare before with after).
+        self.stored_facts: dict[bytes, bytes | None] = {}
+        self.before: dict[bytes, F.Facts] = {}  # by `Ledger._before`: never changed
+        self.called: dict[bytes, frozenset[bytes]] = {}  # key -> what its rules call for now
         self.dirty: set[bytes] = set()
         self.records: dict[bytes, Record] = {}
         self.object_ids: dict[bytes, list[bytes]] = {}
@@ -52,7 +57,7 @@ class Batch:
         """An object's facts as this batch sees them: read them, change them with `join`."""
         f = self.facts.get(key)
         if f is None:
-            f, shared = self.ledger._batch_facts(key)
+            f, shared = self.ledger._batch_facts(key, self.stored_facts)
             if shared:
                 self.shared[key] = shared
             self.facts[key] = f
