@@ -27,6 +27,7 @@
     sync_bytes_per_s = 33554432  # per peer: sync reads slow down beyond it
     gossip_messages_per_s = 500  # per peer: more is refused (sync repairs the rest)
     write_buffer_mb = 16      # LevelDB memtable, 1..1024 MiB: less compaction CPU, more memory
+    open_files = 100          # LevelDB table files kept open (and mapped), 74..50000
 
     [push]                    # subscribe at other nodes for the alerts matching a filter
     providers = []            # multiaddrs with /p2p/<peer id>
@@ -84,6 +85,7 @@ class LimitsSection:
     sync_bytes_per_s: int = 32 * 1024 * 1024
     gossip_messages_per_s: int = 500
     write_buffer_mb: int = 16
+    open_files: int = 100
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -143,6 +145,8 @@ class Config:
                               "gossip_messages_per_s at least 1")
         if not 1 <= cfg.limits.write_buffer_mb <= 1024:
             raise ConfigError(f"{where}: [limits] write_buffer_mb must be 1..1024")
+        if not 74 <= cfg.limits.open_files <= 50_000:
+            raise ConfigError(f"{where}: [limits] open_files must be 74..50000")
         if cfg.p2p.psk and len(cfg.p2p.psk) != 64:
             raise ConfigError(f"{where}: [p2p] psk must be 64 hex characters")
         return cfg

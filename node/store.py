@@ -82,6 +82,16 @@ def _head(author: bytes, raw: bytes) -> Head:
 # into). `[limits] write_buffer_mb` sets it for a node.
 WRITE_BUFFER: Final = 16 << 20
 
+# LevelDB's table cache: the table files it keeps open. It maps each one it opens into
+# memory (up to 1,000 maps: a limit plyvel cannot change), and every page it reads
+# through a map counts in the node's resident set until the file is closed. At LevelDB's
+# default of 1,000 that was nearly the whole database read so far: measured 2026-12-02,
+# 1,000,000 records by contiguous feed ranges (`bench/ingest.py`, 731 MB of tables):
+# 465 MB of mapped table pages at the peak, 119 MB at 100, at the same ingest rate
+# (5,476 and 5,552 records/s). LevelDB keeps 10 of them for itself and clamps the value
+# to 74..50,000. `[limits] open_files` sets it for a node.
+OPEN_FILES: Final = 100
+
 
 class WriteSet:
     """Puts and deletes gathered for one atomic batch (last write to a key wins)."""
@@ -114,7 +124,7 @@ class Store:
 
     @classmethod
     def open(cls, path: Path | str, *, create: bool = True, repair: bool = False,
-             write_buffer: int = WRITE_BUFFER) -> Store:
+             write_buffer: int = WRITE_BUFFER, open_files: int = OPEN_FILES) -> Store:
         """Open (or create) the database. A database an interrupted `sealchain rebuild`
         left half rewritten, or one an older sealchain wrote (an older schema), is refused
         unless `repair` (for `check` and `rebuild`, which writes the current schema)."""
@@ -123,7 +133,7 @@ class Store:
             # Bloom filters: ingest looks up many keys that do not exist yet (new
             # objects' facts), and a filter answers those without reading a block.
             db = plyvel.DB(str(path), create_if_missing=create, bloom_filter_bits=10,
-                           write_buffer_size=write_buffer)
+                           write_buffer_size=write_buffer, max_open_files=open_files)
         except plyvel.IOError as exc:
             raise StorageError(f"cannot open database {path}: {exc}") from exc
         except plyvel.Error as exc:
