@@ -79,7 +79,23 @@ def _canonical(value: Value, depth: int) -> Value:
 
 def encode(value: Value) -> bytes:
     """The canonical encoding of `value`. Raises `LocalProtocolError` on what the wire forbids."""
-    data: bytes = msgpack.packb(_canonical(value, 0), use_bin_type=True)
+    data: bytes = _packer()(_canonical(value, 0))
+    if len(data) > MAX_DOCUMENT:
+        raise LocalProtocolError(f"encoding is {len(data)} bytes, over the {MAX_DOCUMENT}-byte limit")
+    return data
+
+
+def encode_canonical(value: Value) -> bytes:
+    """`encode` of a value already in the form `_canonical` copies values to: maps with
+    str keys in sorted order, lists (no tuples), only None, bool, 64-bit int, str and
+    bytes, nesting within `MAX_DEPTH`, as `Record.sign` builds a record from a parsed
+    body (`schema.Struct.canonical_value`). Packed as it is, with no copy; what msgpack
+    cannot pack goes through `encode`, for its exact error. The caller vouches for the
+    rest (tested against `encode` for every record type)."""
+    try:
+        data: bytes = _packer()(value)
+    except (OverflowError, TypeError, ValueError):
+        return encode(value)
     if len(data) > MAX_DOCUMENT:
         raise LocalProtocolError(f"encoding is {len(data)} bytes, over the {MAX_DOCUMENT}-byte limit")
     return data

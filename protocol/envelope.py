@@ -97,18 +97,18 @@ class Record:
             body = body.to_value()
         # Parse what will go on the wire, so a signed record is always a valid one.
         body = schema.parse_body(type, body)
-        unsigned_map = {
-            "v": VERSION,
-            "net": network,
+        unsigned_map = {  # in the canonical (sorted) key order
             "author": key.public.raw,
-            "seq": seq,
+            "body": body.canonical_value(),
+            "net": network,
             "prev": prev,
+            "seq": seq,
             "ts": ts,
             "type": type,
-            "body": body.to_value(),
+            "v": VERSION,
         }
         _check_header(unsigned_map)
-        unsigned = codec.encode(unsigned_map)
+        unsigned = codec.encode_canonical(unsigned_map)
         sig = key.sign(SIGNING_DOMAIN + unsigned)
         wire = codec.encode([unsigned, sig])
         if len(wire) > MAX_RECORD:

@@ -129,6 +129,28 @@ class Struct:
                 out[name] = _dump(v)
         return out
 
+    @classmethod
+    def _sorted_names(cls) -> tuple[str, ...]:
+        try:
+            return cls.__dict__["_sorted_cache"]  # type: ignore[no-any-return]
+        except KeyError:
+            pass
+        names = tuple(sorted(name for name, _, _ in cls._field_table()))
+        type.__setattr__(cls, "_sorted_cache", names)
+        return names
+
+    def canonical_value(self) -> dict[str, Any]:
+        """`to_value` in the form `codec.encode` would copy it to (maps in sorted key
+        order, sequences as lists), for `codec.encode_canonical`: a parsed body's
+        members are all of the types and ranges its schema allows, so signing it needs
+        no canonical copy."""
+        out: dict[str, Any] = {}
+        for name in self._sorted_names():
+            v = getattr(self, name)
+            if v is not None:
+                out[name] = _canonical_dump(v)
+        return out
+
 
 def _unknown_field(cls: type[Struct], value: dict[Any, Any], path: str) -> None:
     known = {n for n, _, _ in cls._field_table()}
@@ -252,6 +274,19 @@ def _slot_setter(cls: type, name: str) -> Callable[[Any, Any], None] | None:
             desc = klass.__dict__[name]
             return desc.__set__ if isinstance(desc, types.MemberDescriptorType) else None
     return None
+
+
+def _canonical_dump(v: Any) -> Any:
+    t = type(v)
+    if t is str or t is bytes or t is int or t is bool:
+        return v
+    if isinstance(v, Struct):
+        return v.canonical_value()
+    if t is tuple or t is list:
+        return [_canonical_dump(x) for x in v]
+    if t is dict:
+        return {k: _canonical_dump(v[k]) for k in sorted(v)}
+    return v
 
 
 def _dump(v: Any) -> Any:

@@ -612,3 +612,38 @@ def test_bytes_like_input_is_accepted() -> None:
     rec = sign()
     assert Record.from_bytes(bytearray(rec.wire)) == rec
     assert Record.from_bytes(memoryview(rec.wire)).wire == rec.wire
+
+
+def _reference_unsigned(r: Record) -> bytes:
+    """The unsigned bytes of `r` the plain way: `codec.encode` of the header map, whose
+    canonical copy sorts every map and checks every member."""
+    return codec.encode({"v": r.version, "net": r.network, "author": r.author, "seq": r.seq,
+                         "prev": r.prev, "ts": r.ts, "type": r.type,
+                         "body": r.body.to_value()})
+
+
+def _story_records() -> list[Record]:
+    from tests.test_verify import Story
+
+    s = Story()
+    s.ship()
+    return s.world.records
+
+
+@pytest.mark.parametrize("record", [*(SIGNED[t] for t in TYPES), LARGE, *_story_records()],
+                         ids=lambda r: f"{r.type}#{r.seq}")
+def test_signing_packs_the_canonical_encoding_of_the_body(record: Record) -> None:
+    """`Record.sign` packs the parsed body's canonical value as it is (no canonical copy):
+    the bytes are those `codec.encode` makes, for every record type and a whole journey."""
+    assert record.unsigned_bytes() == _reference_unsigned(record)
+    assert Record.from_bytes(record.wire) == record
+
+
+def test_encode_canonical_of_what_msgpack_cannot_pack_raises_as_encode_does() -> None:
+    for bad in ({"a": 2**64}, {"a": -(2**63) - 1}, {"a": object()}):
+        with pytest.raises(LocalProtocolError):
+            codec.encode_canonical(bad)
+    with pytest.raises(LocalProtocolError, match="over the"):
+        codec.encode_canonical({"a": b"x" * codec.MAX_BIN, "b": b"y" * codec.MAX_BIN})
+    assert codec.encode_canonical({"a": [1, None, True, "s", b"b"]}) == codec.encode(
+        {"a": [1, None, True, "s", b"b"]})
