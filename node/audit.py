@@ -56,6 +56,7 @@ BATCH = 50_000  # keys per rebuild write batch
 _DERIVED_RULES = frozenset({
     "feed_fork", "double_handover", "cloned_serial", "custody_break", "manifest_conflict",
     "seal_mismatch", "seal_breach", "temperature_excursion", "unauthorised_author",
+    *derived_alerts.CODES.values(),  # the findings across objects (`node.derived`)
 })
 
 

@@ -108,11 +108,13 @@ ITEM_FIELDS: Final = ("create", "packs", "unpacks", "shipments", "declarations",
 
 
 # Container fields the container's own derived findings read besides those: the places
-# it was scanned at (route), its weight, its seals (which packs its holders made). The
-# rest (temperature, position, breaches, seals seen, the latest scan) feed the rules of
+# it was scanned at and its scans (route), its weight, its seals (which packs its holders
+# made). The rest (temperature, position, breaches, seals seen) feed the rules of
 # `node.rules` only. A scan is also evidence of a route deviation by itself, even when
-# it changes no fact (a late upload at a place already seen): see `scanned`.
-CONTAINER_FIELDS: Final = (*ITEM_FIELDS, "places", "weight", "seals")
+# it changes no fact (a late upload at a place already seen): see `scanned`; and a scan
+# that stops counting (its author forked or revoked) takes its finding along while the
+# places may stay as they were (others were scanned there too): hence "scan".
+CONTAINER_FIELDS: Final = (*ITEM_FIELDS, "places", "scan", "weight", "seals")
 
 
 # Token fields the per-item findings read (`node.verify._scan`, `node.custody.walk`): a
