@@ -85,7 +85,7 @@ class ManifestCheck:
 class ItemScan:
     """The per-item findings of one container's manifest, before the clock is read."""
 
-    key: tuple[Any, ...]  # the container-level inputs it was worked out for
+    key: tuple[Any, ...]  # the container-level inputs it was worked out for (`fits`)
     found: tuple[tuple[str, tuple[bytes, ...]], ...]  # code -> its first 64 evidence ids
     expiries: tuple[tuple[bytes, int, int], ...]  # (mint id, expiry, items), one per mint
     unminted: tuple[tuple[bytes, tuple[bytes, ...]], ...]  # (token id, evidence) no one minted
@@ -128,6 +128,15 @@ def _decode(raw: bytes, n: int) -> tuple[Any, ...]:
 
 def _bytes_tuple(value: Any) -> bool:
     return type(value) is tuple and all(type(v) is bytes for v in value)
+
+
+def fits(kept: tuple[Any, ...], key: tuple[Any, ...]) -> bool:
+    """Whether a scan kept for inputs `kept` holds for inputs `key`. The last input is
+    the container's unpack times, which only the items also packed in another container
+    read (`node.verify._packed_elsewhere`): a scan with none of those keeps None there,
+    and holds whenever the container is unpacked."""
+    return kept == key or (kept[-1:] == (None,) and len(kept) == len(key)
+                           and kept[:-1] == key[:-1])
 
 
 def scan_key(number: str) -> bytes:
@@ -191,7 +200,7 @@ class ItemMemo:
             if got is None:
                 return None
             _put(self._scans, number, got, self._limits[1])
-        if got.key != key:
+        if not fits(got.key, key):
             return None
         self._scans.move_to_end(number)
         return got
@@ -263,7 +272,7 @@ class Staged:
     def scan(self, number: str, key: tuple[Any, ...]) -> ItemScan | None:
         got = self._scans.get(number)
         if got is not None:
-            return got if got.key == key else None
+            return got if fits(got.key, key) else None
         return None if number in self._forgot else self.memo.scan(number, key)
 
     def keep_scan(self, number: str, scan: ItemScan) -> None:

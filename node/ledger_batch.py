@@ -64,6 +64,8 @@ class Batch:
         return f
 
     def join(self, fact: F.Fact) -> None:
+        if fact.field == F.INDEX:  # changes no facts: nothing to read (an index entry only)
+            return
         key = fact.key
         f = self.facts.get(key)
         if f is None:

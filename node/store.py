@@ -48,7 +48,10 @@ from protocol.feed import Head
 # schema); a schema-2 database is rebuilt, which writes the findings from the records.
 # 4: the index of hand-over offers by the custody head they name (`facts.head_key`),
 # which tells the ledger whose findings a record arriving after those offers changes.
-SCHEMA_VERSION: Final = 4
+# 5: a kept item scan that read no other container's unpacks keys itself without its own
+# (`item_memo.fits`): a schema-4 database keeps scans keyed the old way, which `check`
+# would find differ from the ones the records imply.
+SCHEMA_VERSION: Final = 5
 SCHEMA: Final = "schema"  # meta name of the schema version
 # Meta flag set by `sealchain rebuild` in its first batch and cleared in its last: while
 # set, the derived tables are half rewritten, and a node must not run on them.

@@ -473,6 +473,7 @@ def _scan(ctx: _Ctx, number: str, cf: F.Facts, root: bytes, items: list[bytes],
     facts, token_key = ctx.reader.facts, F.token_key
     pack_ts = {p[5]: p[7] for p in cf.get("packs", ()) if p[0] == root}  # chunk id -> ts
     unpacked = [u[0] for u in cf.get("unpacks", ())]
+    read_unpacks = False  # whether an item was packed elsewhere too (`_packed_elsewhere`)
 
     def flag(code: str, *evidence: bytes) -> None:
         found.setdefault(code, []).extend(evidence)
@@ -519,6 +520,7 @@ def _scan(ctx: _Ctx, number: str, cf: F.Facts, root: bytes, items: list[bytes],
             if not mine:  # the manifest names it, but no chunk of this root packs it
                 continue
             if len(packs) > len(mine):
+                read_unpacks = True
                 flag("item.two_containers", *_packed_elsewhere(ctx, number, mine[0], packs,
                                                                 unpacked))
             if tf.get("recalls"):
@@ -543,7 +545,7 @@ def _scan(ctx: _Ctx, number: str, cf: F.Facts, root: bytes, items: list[bytes],
                 if holder != packer:
                     flag("custody.packer_not_holder", mint_id, *last_offer)
     return ItemScan(
-        key=key,
+        key=key if read_unpacks else (*key[:-1], None),  # see `node.item_memo.fits`
         found=tuple((code, tuple(evidence[:_EVIDENCE])) for code, evidence in found.items()),
         expiries=tuple((m, e, n) for m, (e, n) in expiries.items()),
         unminted=tuple(unminted),

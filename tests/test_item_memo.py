@@ -22,7 +22,7 @@ import pytest
 from crypto.credentials import CredentialSet
 from node import audit
 from node.derived import FoldReader
-from node.item_memo import ItemMemo, ItemScan
+from node.item_memo import ItemMemo, ItemScan, fits
 from node.ledger import Ledger
 from node.scenario import DAY, World, tokens_of
 from node.store import Store, WriteSet
@@ -281,6 +281,66 @@ def test_an_unpack_elsewhere_clears_the_kept_finding(tmp_path: Path) -> None:
         assert "item.two_containers" not in codes(node.verdict())
     finally:
         node.close()
+
+
+def test_an_unpack_keeps_the_scan_unless_an_item_was_packed_elsewhere(tmp_path: Path
+                                                                      ) -> None:
+    """A container's own unpack times are read only for items packed in another container
+    too (`verify._packed_elsewhere`): with none, the scan keeps None for them
+    (`item_memo.fits`) and outlives the unpack; with one, it is worked out again."""
+    s = Story()
+    s.ship()
+    w = s.world
+    node = Node(tmp_path / "db", w)
+    try:
+        node.deliver(w.records)
+        scans = node.ledger.verify_memo._scans
+        kept = scans[BOX]
+        assert kept.key[-1] is None
+        w.tick()
+        w.sign(s.carrier, "container.unpack", {"container": BOX})
+        node.deliver(w.records[-1:])
+        assert scans[BOX] is kept
+        assert "manifest.unpacked" in codes(node.verdict())  # judged again, right
+    finally:
+        node.close()
+
+    s = Story()
+    w = s.world
+    maker2 = w.party("manufacturer", "Maker Two", ["CN"])
+    for tid in s.tokens[:2]:
+        w.sign(s.maker, "handover.offer", {"object": {"kind": "token", "id": tid.hex()},
+                                           "to": maker2.pub, "head": s.mints[0].id})
+    w.create_container(maker2, BOX2)
+    w.pack(maker2, BOX2, s.tokens[:2], weight_g=20_000)
+    w.tick()
+    s.ship()
+    node = Node(tmp_path / "db2", w)
+    try:
+        node.deliver(w.records)
+        assert "item.two_containers" in codes(node.verdict())
+        scans = node.ledger.verify_memo._scans
+        kept = scans[BOX]
+        assert kept.key[-1] == ()  # read: no unpack yet
+        w.tick()
+        w.sign(s.carrier, "container.unpack", {"container": BOX})
+        node.deliver(w.records[-1:])
+        assert scans[BOX] is not kept
+        assert "item.two_containers" in codes(node.verdict())
+    finally:
+        node.close()
+
+
+def test_a_scan_that_read_no_unpack_fits_any() -> None:
+    kept = ("C", b"root", (b"c1",), b"packer", "NL", None)
+    assert fits(kept, ("C", b"root", (b"c1",), b"packer", "NL", ()))
+    assert fits(kept, ("C", b"root", (b"c1",), b"packer", "NL", (5, 9)))
+    assert not fits(kept, ("C", b"root", (b"c1",), b"packer", "DE", ()))
+    assert not fits(kept, ("C", b"other", (b"c1",), b"packer", "NL", ()))
+    read = ("C", b"root", (b"c1",), b"packer", "NL", (5,))
+    assert fits(read, read)
+    assert not fits(read, ("C", b"root", (b"c1",), b"packer", "NL", (5, 9)))
+    assert not fits(read, ("C", b"root", (b"c1",), b"packer", "NL", None))
 
 
 def test_expiry_is_judged_at_every_call(tmp_path: Path) -> None:
