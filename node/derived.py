@@ -108,13 +108,14 @@ ITEM_FIELDS: Final = ("create", "packs", "unpacks", "shipments", "declarations",
 
 
 # Container fields the container's own derived findings read besides those: the places
-# it was scanned at and its scans (route), its weight, its seals (which packs its holders
-# made). The rest (temperature, position, breaches, seals seen) feed the rules of
+# it was scanned at (route), its weight, its seals (which packs its holders made). The
+# rest (temperature, position, breaches, seals seen, the latest scan) feed the rules of
 # `node.rules` only. A scan is also evidence of a route deviation by itself, even when
 # it changes no fact (a late upload at a place already seen): see `scanned`; and a scan
 # that stops counting (its author forked or revoked) takes its finding along while the
-# places may stay as they were (others were scanned there too): hence "scan".
-CONTAINER_FIELDS: Final = (*ITEM_FIELDS, "places", "scan", "weight", "seals")
+# places may stay as they were (others were scanned there too): the ledger recomputes
+# the index of the container's scans at that place (`facts.place_key`), see `affected`.
+CONTAINER_FIELDS: Final = (*ITEM_FIELDS, "places", "weight", "seals")
 
 
 # Token fields the per-item findings read (`node.verify._scan`, `node.custody.walk`): a
@@ -142,7 +143,11 @@ def affected(dirty: Iterable[bytes], before: Callable[[bytes], F.Facts],
     manifest is in force, who packed it, where it goes) or with what its items' findings
     read outside it: their facts, their lots', the other containers they were packed
     in. An item scan names the container-level inputs it was worked out for
-    (`node.item_memo`), so only the second kind makes a kept scan `stale`."""
+    (`node.item_memo`), so only the second kind makes a kept scan `stale`.
+
+    A container's place index (`facts.place_key`) changes no facts; it is among the
+    changed objects only when the ledger recomputed it, because scans there stopped
+    counting (`Ledger._repair_author`): the container's route finding may change."""
     out: dict[str, bool] = dict.fromkeys(scanned, False)
     stale: set[str] = set()
     for key in sorted({*dirty, *rooted}):
@@ -162,6 +167,8 @@ def affected(dirty: Iterable[bytes], before: Callable[[bytes], F.Facts],
                     stale.update(p[0] for p in f.get("packs", ()))
         elif tag == b"l":
             stale.update(lot(key))
+        elif tag == b"r":  # an index only, so recomputed: the scans there that count changed
+            out.setdefault(key[1:].decode().split("/", 1)[0], False)
     out.update(dict.fromkeys(stale, True))
     return Affected(out, stale)
 
