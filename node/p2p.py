@@ -31,15 +31,19 @@ os.environ.setdefault("PY_YAMUX_RELEASE_ON_READ", "0")
 import enum
 import logging
 import math
+import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import libp2p
+import libp2p.pubsub.gossipsub as _gossipsub_module
+import libp2p.pubsub.pubsub as _pubsub_module
 import multiaddr
 import trio
-from libp2p.abc import INetConn, INetStream, INetwork, INotifee, ISubscriptionAPI
+from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee, ISubscriptionAPI
 from libp2p.crypto.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from libp2p.crypto.keys import KeyPair, KeyType
 from libp2p.crypto.x25519 import create_new_key_pair as new_x25519_key_pair
@@ -49,6 +53,7 @@ from libp2p.network.stream.exceptions import StreamClosed as _Lp2pStreamClosed
 from libp2p.network.stream.exceptions import StreamEOF, StreamReset
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.peer.peerstore import env_to_send_in_RPC
 from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
@@ -94,6 +99,41 @@ Peer = bytes | str
 
 _LIBP2P_DIR = str(Path(libp2p.__file__).resolve().parent)
 _rpc_drops = 0
+
+
+SENDER_RECORD_TTL_S = 1.0  # see `_sender_record`
+_sender_records: weakref.WeakKeyDictionary[IHost, tuple[float, bytes]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _sender_record(host: IHost) -> tuple[bytes, bool]:
+    """`env_to_send_in_RPC`, kept per host for `SENDER_RECORD_TTL_S`.
+
+    py-libp2p attaches our signed peer record to every gossip RPC it sends, and each
+    time first checks that its cached record still lists our addresses, which it
+    builds and parses as multiaddrs: 50 µs per message here, about a tenth of a
+    relaying node's CPU per record (bench/replicate.py, py-spy). A running node's
+    addresses do not change from one message to the next; a change still shows
+    within the TTL."""
+    now = time.monotonic()
+    kept = _sender_records.get(host)
+    if kept is not None and now - kept[0] < SENDER_RECORD_TTL_S:
+        return kept[1], False
+    envelope, fresh = env_to_send_in_RPC(host)
+    _sender_records[host] = (now, envelope)
+    return envelope, fresh
+
+
+def _keep_sender_records() -> None:
+    """Route pubsub's and gossipsub's calls of `env_to_send_in_RPC` (each module imported
+    the function by name) through `_sender_record`; refuse to run on a py-libp2p that no
+    longer calls it from there (the saving would go unnoticed)."""
+    for module in (_pubsub_module, _gossipsub_module):
+        current = getattr(module, "env_to_send_in_RPC", None)
+        if current is None:
+            raise NetworkError(f"{module.__name__} no longer has env_to_send_in_RPC:"
+                               " this py-libp2p is not the one sealchain was built for")
+        module.env_to_send_in_RPC = _sender_record  # type: ignore[attr-defined]
 
 
 def _late_arrivals_only(group: BaseExceptionGroup[RuntimeError]) -> bool:
@@ -480,6 +520,7 @@ class Host:
             self._nursery = None
 
     async def _start_gossip(self, stack: AsyncExitStack) -> None:
+        _keep_sender_records()
         router = GossipSub(
             protocols=[TProtocol(GOSSIP_PROTOCOL)],
             degree=6,

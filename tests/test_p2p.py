@@ -13,8 +13,11 @@ from contextlib import asynccontextmanager
 
 import pytest
 import trio
+from libp2p.peer.envelope import consume_envelope
+from libp2p.peer.peer_record import PEER_RECORD_ENVELOPE_DOMAIN
 
 from crypto.keys import SigningKey
+from node import p2p
 from node.errors import NetworkError, StreamClosed
 from node.p2p import (
     GossipMessage,
@@ -407,3 +410,41 @@ def test_only_a_message_arriving_while_libp2p_stops_is_part_of_stopping() -> Non
     assert not _late_arrivals_only(BaseExceptionGroup("g", [late, RuntimeError("boom")]))
     assert not _late_arrivals_only(
         BaseExceptionGroup("g", [BaseExceptionGroup("h", [RuntimeError("boom")])]))
+
+
+async def test_gossip_checks_the_sender_record_once_a_second() -> None:
+    """py-libp2p attaches our signed peer record to every gossip RPC and first checks it
+    against our addresses, which it builds anew each time (`get_addrs`, ~50 µs); the
+    adapter keeps the answer for `SENDER_RECORD_TTL_S` (`p2p._sender_record`)."""
+    count = 300
+    calls = 0
+    with trio.fail_after(TIMEOUT):
+        async with gossiping("burst") as (a, _b, inbox):
+            lib_host = a._host
+            original = lib_host.get_addrs
+
+            def counting() -> list[object]:
+                nonlocal calls
+                calls += 1
+                return original()
+
+            lib_host.get_addrs = counting  # type: ignore[method-assign]
+            start = trio.current_time()
+            for i in range(count):
+                await a.publish("burst", i.to_bytes(4, "big"))
+            got = [await inbox.receive() for _ in range(count)]
+            elapsed = trio.current_time() - start
+            envelope, _ = p2p._sender_record(lib_host)
+    assert len(got) == count
+    assert calls <= 1 + elapsed / p2p.SENDER_RECORD_TTL_S + 1
+    record = consume_envelope(envelope, PEER_RECORD_ENVELOPE_DOMAIN)[1]
+    assert record.peer_id == lib_host.get_id()
+
+
+def test_sender_records_need_the_library_they_were_built_for(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import libp2p.pubsub.gossipsub as gossipsub
+
+    monkeypatch.delattr(gossipsub, "env_to_send_in_RPC")
+    with pytest.raises(NetworkError, match="env_to_send_in_RPC"):
+        p2p._keep_sender_records()
