@@ -372,7 +372,8 @@ def _derived_alerts(alerts: dict[bytes, dict[str, Any]], facts: dict[bytes, F.Fa
         return True
 
     reader = derived_alerts.FoldReader(
-        facts, by_id, {k: [rid for rid in v if counts(rid)] for k, v in ids.items()
+        facts, {rid: r for rid, r in by_id.items() if counts(rid)},  # as `BatchView.record`
+        {k: [rid for rid in v if counts(rid)] for k, v in ids.items()
                        if k[:1] == b"r"})  # only the scans at a place are read (route)
     kept = WriteSet()
     memo = ItemMemo().staged(kept)  # reads nothing stored: every finding is fresh

@@ -33,9 +33,12 @@ class BatchView:
         return f
 
     def record(self, rid: bytes) -> Record | None:
-        return self.b.records.get(rid) or self.ledger.record(rid)
+        """A record that counts (None for one held that does not: its author's feed forked
+        at or before it, or its author lacks the right). Which of two records at a forked
+        seq a node stores depends on arrival order; what counts does not."""
+        r = self.b.records.get(rid) or self.ledger.record(rid)
+        return None if r is None or self.ledger.excluded(r) else r
 
     def record_ids(self, key: bytes) -> list[bytes]:
         ids = set(self.ledger.store.object_records(key)) | set(self.b.object_ids.get(key, ()))
-        return [rid for rid in sorted(ids)
-                if (r := self.record(rid)) is not None and not self.ledger.excluded(r)]
+        return [rid for rid in sorted(ids) if self.record(rid) is not None]

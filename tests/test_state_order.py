@@ -390,6 +390,46 @@ def test_a_scan_that_stops_counting_withdraws_its_route_finding(tmp_path: Path, 
     assert fact_alerts(res) == set(alerts)
 
 
+def test_a_brand_forked_at_its_mint_calls_for_the_same_alerts_in_any_order(
+        tmp_path: Path) -> None:
+    """A brand signs a second record at its mint's seq. Whichever of the two a node got
+    first is the one it stores; neither counts. Found 2026-12-02: a node that stored the
+    mint judged the goods `item_not_minted` (their custody names a record it holds that
+    mints nothing that counts), one that stored the other record `mint_unseen` (no
+    alert). What a finding reads of a record now depends on whether it counts, not on
+    which one arrived first (`BatchView.record`, and `sealchain check` alike)."""
+    from tests.test_verify import BOX, Story
+
+    s = Story()
+    s.ship()
+    w = s.world
+    mint = s.mints[0]
+    twin = Record.sign(s.brand.key, network=w.network, seq=mint.seq, prev=mint.prev,
+                       ts=mint.ts, type="scan",
+                       body=ex.scan(object=ex.container_ref(BOX), at=mint.ts,
+                                    place={"country": "BE"}))
+    records = [*w.records, twin]
+    orders = {"mint first": [records], "the other first": [[twin], list(w.records)]}
+    for seed in range(3):
+        shuffled = list(records)
+        random.Random(seed).shuffle(shuffled)
+        orders[f"shuffled {seed}"] = [shuffled[i:i + 5] for i in range(0, len(shuffled), 5)]
+    seen = set()
+    for i, (name, chunks) in enumerate(orders.items()):
+        store = Store.open(tmp_path / f"db{i}")
+        try:
+            led = Ledger(store, w.genesis)
+            for chunk in chunks:
+                led.submit([r.wire for r in chunk], w.now)
+            live = frozenset(e["key"] for _, e in store.alerts(limit=1000)
+                             if "retracted" not in e)
+            assert audit.check(store, w.genesis) == [], name
+            seen.add((live, led.state_root()))
+        finally:
+            store.close()
+    assert len(seen) == 1
+
+
 def test_builder_makes_what_it_promises() -> None:
     """The builder's records are valid, and the scenario really exercises each case."""
     found = set()
