@@ -182,7 +182,7 @@ class Observer:
     async def _verify(self, number: str) -> None:
         now = self.clock()
         async with self.lock:
-            verdict = verify_container(number, summary.reader_of(self.ledger, now),
+            verdict = verify_container(number, summary.verdict_reader(self.ledger, now),
                                        self.ledger.creds, self.ledger.params, now,
                                        memo=self.ledger.verify_memo)
         before = self.verdicts.get(number)

@@ -21,7 +21,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from crypto import merkle
@@ -771,6 +771,18 @@ def inclusion_proof(reader: Reader, number: str, tid: bytes,
     return {"container": number, "token": tid, "root": m.root, "index": index,
             "size": len(items), "proof": tree.inclusion_proof(index), "record": holder.id,
             "chunk": holder.body.chunk, "packed_by": party(reader, holder.author)}
+
+
+def verdict_reader(ledger: Any, now: int) -> Reader:
+    """`reader_of` for a container verdict: it reads only records that count, as the
+    ledger's own findings do (`node.batch_view.BatchView.record`). Which of two records
+    at a forked seq a node stores depends on arrival order; what counts does not."""
+
+    def record(rid: bytes) -> Record | None:
+        r: Record | None = ledger.record(rid)
+        return None if r is None or ledger.excluded(r) else r
+
+    return replace(reader_of(ledger, now), record=record)
 
 
 def reader_of(ledger: Any, now: int) -> Reader:

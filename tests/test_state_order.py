@@ -398,6 +398,8 @@ def test_a_brand_forked_at_its_mint_calls_for_the_same_alerts_in_any_order(
     mints nothing that counts), one that stored the other record `mint_unseen` (no
     alert). What a finding reads of a record now depends on whether it counts, not on
     which one arrived first (`BatchView.record`, and `sealchain check` alike)."""
+    from node import summary
+    from node.verify import verify_container
     from tests.test_verify import BOX, Story
 
     s = Story()
@@ -424,7 +426,9 @@ def test_a_brand_forked_at_its_mint_calls_for_the_same_alerts_in_any_order(
             live = frozenset(e["key"] for _, e in store.alerts(limit=1000)
                              if "retracted" not in e)
             assert audit.check(store, w.genesis) == [], name
-            seen.add((live, led.state_root()))
+            verdict = verify_container(BOX, summary.verdict_reader(led, w.now), led.creds,
+                                       led.params, w.now)  # a customs verdict, the RPC's
+            seen.add((live, led.state_root(), verdict))
         finally:
             store.close()
     assert len(seen) == 1

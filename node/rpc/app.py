@@ -323,7 +323,8 @@ async def get_verdict(api: Api, request: Request) -> Response:
     number = jsonio.parse_container(request.path_params["id"], "id")
     now = api.clock()
     async with api.writer.lock:
-        verdict = verify_container(number, _reader(api), api.ledger.creds, api.ledger.params, now,
+        verdict = verify_container(number, summary.verdict_reader(api.ledger, now),
+                                   api.ledger.creds, api.ledger.params, now,
                                    memo=api.ledger.verify_memo)
     if any(r.code == "container.unknown" for r in verdict.reasons):
         raise RpcError(404, "not_found", f"no record creates container {number}", field="id")
