@@ -525,6 +525,22 @@ class Ledger:
     # -- forks and repair ----------------------------------------------------------------
 
     def _fork(self, b: Batch, a: Record, c: Record) -> Outcome:
+        # `c`, arriving after `a`, is refused as it would have been had it come first
+        # (no right to its type, a time before its predecessor's): which of two records
+        # at a seq arrives first must not decide whether the author forked.
+        try:
+            if c.id not in b.signed:
+                authorise(self.creds, c)
+        except RoleError as exc:
+            if exc.rule != "author.unknown":  # (held records: their author is known)
+                self._unauthorised(c, exc.rule, b)
+                return self._reject(exc.rule, str(exc), exc.penalty, type_name=c.type)
+        prior = b.records.get(c.prev) or self.record(c.prev) if c.prev is not None else None
+        if prior is not None and prior.author == c.author and prior.seq == c.seq - 1:
+            try:
+                check_time(c, prior.ts)
+            except FeedError as exc:
+                return self._reject("feed.time", str(exc), exc.penalty, type_name=c.type)
         try:
             proof = EquivocationProof.of(a, c)
         except VerificationError as exc:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -390,14 +391,28 @@ def test_a_scan_that_stops_counting_withdraws_its_route_finding(tmp_path: Path, 
     assert fact_alerts(res) == set(alerts)
 
 
-def test_a_brand_forked_at_its_mint_calls_for_the_same_alerts_in_any_order(
-        tmp_path: Path) -> None:
-    """A brand signs a second record at its mint's seq. Whichever of the two a node got
-    first is the one it stores; neither counts. Found 2026-12-02: a node that stored the
-    mint judged the goods `item_not_minted` (their custody names a record it holds that
-    mints nothing that counts), one that stored the other record `mint_unseen` (no
-    alert). What a finding reads of a record now depends on whether it counts, not on
-    which one arrived first (`BatchView.record`, and `sealchain check` alike)."""
+# A brand's second record at a seq it used: (seq, type, body, ts offset from the
+# record it replaces). Which of the two a node gets first is the one it stores.
+_TWINS: dict[str, tuple[int, str, Any, int]] = {
+    # a fork: neither counts
+    "a scan at the mint's seq": (1, "scan", ex.scan(place={"country": "BE"}), 0),
+    # refused had it come first (no right to the type): refused after, too, not a fork
+    "a customs action at the mint's seq": (1, "customs.action", ex.customs_action(), 0),
+    # refused had it come first (timed before its predecessor): the same
+    "a scan at seq 2 timed before seq 1": (2, "scan", ex.scan(place={"country": "BE"}), -1),
+}
+
+
+@pytest.mark.parametrize("twin_of", sorted(_TWINS))
+def test_a_brand_signing_twice_at_a_seq_is_judged_alike_in_any_order(
+        tmp_path: Path, twin_of: str) -> None:
+    """Found 2026-12-02: a node that stored the brand's mint judged the goods
+    `item_not_minted` after the fork (their custody names a record it holds that mints
+    nothing that counts), one that stored the other record `mint_unseen`: findings now
+    read only records that count (`BatchView.record`, `summary.verdict_reader`, check).
+    And a second record the brand had no right to, or timed before its predecessor,
+    was refused when it came first but proved a fork when it came second: `Ledger._fork`
+    now refuses it as placement would have."""
     from node import summary
     from node.verify import verify_container
     from tests.test_verify import BOX, Story
@@ -405,17 +420,18 @@ def test_a_brand_forked_at_its_mint_calls_for_the_same_alerts_in_any_order(
     s = Story()
     s.ship()
     w = s.world
-    mint = s.mints[0]
-    twin = Record.sign(s.brand.key, network=w.network, seq=mint.seq, prev=mint.prev,
-                       ts=mint.ts, type="scan",
-                       body=ex.scan(object=ex.container_ref(BOX), at=mint.ts,
-                                    place={"country": "BE"}))
+    seq, type_name, body, dt = _TWINS[twin_of]
+    feed = sorted((r for r in w.records if r.author == s.brand.pub), key=lambda r: r.seq)
+    was = feed[seq - 1]
+    at = feed[seq - 2].ts + dt if dt else was.ts
+    twin = Record.sign(s.brand.key, network=w.network, seq=seq, prev=was.prev, ts=at,
+                       type=type_name, body=body)
     records = [*w.records, twin]
-    orders = {"mint first": [records], "the other first": [[twin], list(w.records)]}
-    for seed in range(3):
+    orders = {"the brand's own first": [records], "the other first": [[twin], list(w.records)]}
+    for n in range(3):
         shuffled = list(records)
-        random.Random(seed).shuffle(shuffled)
-        orders[f"shuffled {seed}"] = [shuffled[i:i + 5] for i in range(0, len(shuffled), 5)]
+        random.Random(n).shuffle(shuffled)
+        orders[f"shuffled {n}"] = [shuffled[i:i + 5] for i in range(0, len(shuffled), 5)]
     seen = set()
     for i, (name, chunks) in enumerate(orders.items()):
         store = Store.open(tmp_path / f"db{i}")
