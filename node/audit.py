@@ -38,7 +38,8 @@ from node import derived as derived_alerts
 from node import facts as F
 from node import rules
 from node.item_memo import ItemMemo, describe
-from node.ledger import _CREDENTIAL_TYPES, _TYPE_INDEXED, _UNAUTHORISED
+from node.ledger import _CREDENTIAL_TYPES, _TYPE_INDEXED
+from node.ledger_alerts import _UNAUTHORISED
 from node.store import REBUILDING, SCHEMA, SCHEMA_VERSION, Store, WriteSet, u64
 from node.verify import manifest_check
 from protocol import codec

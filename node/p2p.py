@@ -28,14 +28,12 @@ import os
 # so an operator can still override it in the environment.
 os.environ.setdefault("PY_YAMUX_RELEASE_ON_READ", "0")
 
-import enum
 import logging
 import math
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from pathlib import Path
 
 import libp2p
@@ -66,6 +64,7 @@ from libp2p.transport.tcp.tcp import TCP
 
 from crypto.keys import PUBLIC_KEY_SIZE, SigningKey
 from node.errors import NetworkError, StreamClosed
+from node.p2p_types import GossipMessage, NetStats, PeerEvent, PeerEventKind
 
 __all__ = [
     "GOSSIP_PROTOCOL",
@@ -243,44 +242,6 @@ def _check_listen_addr(addr: str) -> multiaddr.Multiaddr:
     if [p.name for p in parsed.protocols()] not in (["ip4", "tcp"], ["ip6", "tcp"]):
         raise NetworkError(f"listen on /ip4|ip6/…/tcp/<port> only, not {addr!r}")
     return parsed
-
-
-# --- public value types -----------------------------------------------------
-
-
-class PeerEventKind(enum.Enum):
-    CONNECTED = "connected"
-    DISCONNECTED = "disconnected"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PeerEvent:
-    """A peer gained its first connection or lost its last one."""
-
-    kind: PeerEventKind
-    public_key: bytes
-    peer_id: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GossipMessage:
-    """A validated gossip message. `author` signed it (strict signing)."""
-
-    topic: str
-    data: bytes
-    author: bytes
-    seqno: int
-
-
-@dataclass(slots=True)
-class NetStats:
-    """Counters for the metrics endpoint: every overflow in this module lands here."""
-
-    peer_events_dropped: int = 0  # nobody drained `Host.peer_events` fast enough
-    subscription_dropped: int = 0  # a subscriber's channel was full
-    publish_waits: int = 0  # publishes that waited for a peer's outbound queue
-    publish_wait_timeouts: int = 0  # ... and gave up waiting (that peer is marked slow)
-    refused: int = 0  # connections, streams and gossip refused by `Host.refuse`
 
 
 # --- streams ----------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""What a user sees of an object: token, container and shipment views, inclusion proofs.
+"""What a user sees of an object: token, container and shipment views (inclusion
+proofs: `node.manifest_proof`).
 
 Pure: every function reads the stored facts (`node.facts`) and records through a
 `Reader` of callables and returns plain values (ids as bytes, parties as
@@ -20,21 +21,19 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from crypto import merkle
 from crypto.didkey import did_from_public
 from crypto.errors import Error
 from node import custody as C
 from node import facts as F
 from node.rules import DISPUTE_RULES
-from protocol.bodies import MANIFEST_CHUNK, token_id
+from protocol.bodies import token_id
 from protocol.envelope import Record
 
 MAX_LISTED = 1000  # readings and scans listed per view (the newest)
-MAX_CACHED_ITEMS = 200_000  # larger manifests' trees are rebuilt for each proof
 
 
 class SummaryError(Error):
@@ -726,51 +725,6 @@ def open_disputes(reader: Reader, *, after: tuple[str, str] | None = None,
                 item["party"] = None
         out.append(item)
     return out, (refs[-1] if more else None)
-
-
-# -- inclusion proofs ------------------------------------------------------------------
-
-
-def inclusion_proof(reader: Reader, number: str, tid: bytes,
-                    cache: MutableMapping[Any, Any] | None = None) -> dict[str, Any]:
-    """A Merkle inclusion proof that token `tid` is in container `number`'s manifest.
-
-    A third party checks it with `crypto.merkle.verify_inclusion(tid, index, size,
-    proof, root)` against the `root` of the signed container.pack record `record`.
-    `cache` (optional, e.g. a small LRU) keeps built trees by manifest.
-    """
-    facts = reader.facts(F.container_key(number))
-    if not facts:
-        raise NotFound(f"container {number} is not known")
-    m = current_manifest(reader, facts)
-    if m is None:
-        raise NotFound(f"container {number} has no manifest")
-    if not m.complete:
-        raise Conflict(f"manifest of {number} has {len(m.present)} of {m.chunks} chunks")
-    chunk_ids = tuple(m.present[i] for i in range(m.chunks))
-    built = cache.get((m.root, chunk_ids)) if cache is not None else None
-    if built is None:
-        items: list[bytes] = []
-        for rid in chunk_ids:
-            r = reader.record(rid)
-            if r is None:
-                raise Conflict(f"pack record {rid.hex()} is missing")
-            items.extend(r.body.items)
-        tree = merkle.MerkleTree(items)
-        if tree.root != m.root:
-            raise Conflict(f"the chunks of {number} do not add up to the root they name")
-        built = (items, tree)
-        if cache is not None and len(items) <= MAX_CACHED_ITEMS:
-            cache[(m.root, chunk_ids)] = built
-    items, tree = built
-    index = bisect_left(items, tid)
-    if index >= len(items) or items[index] != tid:
-        raise NotFound(f"token {tid.hex()} is not in the manifest of {number}")
-    holder = reader.record(chunk_ids[index // MANIFEST_CHUNK])
-    assert holder is not None
-    return {"container": number, "token": tid, "root": m.root, "index": index,
-            "size": len(items), "proof": tree.inclusion_proof(index), "record": holder.id,
-            "chunk": holder.body.chunk, "packed_by": party(reader, holder.author)}
 
 
 def verdict_reader(ledger: Any, now: int) -> Reader:

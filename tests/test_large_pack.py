@@ -15,9 +15,10 @@ import pytest
 from crypto import merkle
 from crypto.errors import VerificationError
 from node.ledger import Ledger
+from node.manifest_proof import inclusion_proof
 from node.scenario import World, tokens_of
 from node.store import Store
-from node.summary import inclusion_proof, reader_of
+from node.summary import reader_of
 from protocol.bodies import MANIFEST_CHUNK
 from protocol.envelope import MAX_RECORD, Record
 

@@ -13,6 +13,7 @@ from crypto.didkey import did_from_public
 from crypto.errors import VerificationError
 from node import summary as S
 from node.ledger import Ledger
+from node.manifest_proof import inclusion_proof
 from node.scenario import World, tokens_of
 from node.store import Store
 from protocol.bodies import MANIFEST_CHUNK
@@ -231,7 +232,7 @@ def test_inclusion_proof_checks_out_for_a_third_party(store: Store) -> None:
     reader = load(store, j.w)
     assert len(j.packs) == 2
     for tid in (j.tokens[0], j.tokens[MANIFEST_CHUNK], j.tokens[-1]):
-        p = S.inclusion_proof(reader, BOX, tid)
+        p = inclusion_proof(reader, BOX, tid)
         # The third party holds only the signed pack record that names the root.
         pack = Record.from_bytes(reader.record(p["record"]).wire)  # type: ignore[union-attr]
         assert pack.body.root == p["root"]
@@ -247,16 +248,16 @@ def test_inclusion_proof_errors(store: Store) -> None:
     records = [r for r in j.w.records if r.id != j.packs[1].id]
     reader = load(store, j.w, records, strict=False)
     with pytest.raises(S.Conflict):
-        S.inclusion_proof(reader, BOX, j.tokens[0])
+        inclusion_proof(reader, BOX, j.tokens[0])
     with pytest.raises(S.NotFound):
-        S.inclusion_proof(reader, BOX2, j.tokens[0])
+        inclusion_proof(reader, BOX2, j.tokens[0])
 
 
 def test_inclusion_proof_of_an_item_not_packed(store: Store) -> None:
     j = Journey()
     outsider = tokens_of(GTIN, ["ZZZ"])[0]
     with pytest.raises(S.NotFound):
-        S.inclusion_proof(load(store, j.w), BOX, outsider)
+        inclusion_proof(load(store, j.w), BOX, outsider)
 
 
 def test_views_do_not_depend_on_arrival_order(tmp_path: Path) -> None:
@@ -303,10 +304,10 @@ def test_inclusion_proof_reuses_a_cached_tree(store: Store) -> None:
     j = Journey(10)
     reader = load(store, j.w)
     cache: dict[object, object] = {}
-    first = S.inclusion_proof(reader, BOX, j.tokens[3], cache)
+    first = inclusion_proof(reader, BOX, j.tokens[3], cache)
     assert len(cache) == 1
-    again = S.inclusion_proof(reader, BOX, j.tokens[3], cache)
+    again = inclusion_proof(reader, BOX, j.tokens[3], cache)
     assert again == first
-    other = S.inclusion_proof(reader, BOX, j.tokens[9], cache)
+    other = inclusion_proof(reader, BOX, j.tokens[9], cache)
     merkle.verify_inclusion(j.tokens[9], other["index"], other["size"], other["proof"],
                             other["root"])

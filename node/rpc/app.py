@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crypto.didkey import did_from_public
 from crypto.errors import Error
-from node import summary
+from node import manifest_proof, summary
 from node.errors import RpcError
 from node.ledger import AppendError, Ledger, Outcome
 from node.rpc import jsonio, openapi, sse
@@ -335,7 +335,7 @@ async def get_proof(api: Api, request: Request) -> Response:
     number = jsonio.parse_container(request.path_params["id"], "id")
     tid = jsonio.parse_id(request.path_params["token"], "token")
     async with api.writer.lock:
-        return json_response(summary.inclusion_proof(_reader(api), number, tid, api.proofs))
+        return json_response(manifest_proof.inclusion_proof(_reader(api), number, tid, api.proofs))
 
 
 async def get_shipment(api: Api, request: Request) -> Response:
