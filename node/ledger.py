@@ -432,25 +432,38 @@ class Ledger(LedgerAlerts):
             self.stats[("dropped", "pending_full")] += 1
             return Outcome("pending", r.id, "pending area full: dropped, sync will refetch")
         try:
+            refused = self._unfit(r, b, None if head is None else
+                                  self._head_ts(r.author, head, b))
+        except RoleError:  # the author's credential has not reached us
+            if not self.pending.add_unknown_author(r):
+                self.stats[("dropped", "pending_full")] += 1
+                return Outcome("pending", r.id, "pending area full: dropped, sync will refetch")
+            self.stats[("pending", "author")] += 1
+            return Outcome("pending", r.id, "author's credential not seen yet")
+        if refused is not None:
+            return refused
+        self._store(r, b, queue)
+        queue.extend(self.pending.next_in_feed(r.author, r.seq + 1))
+        return Outcome("stored", r.id)
+
+    def _unfit(self, r: Record, b: Batch, prior_ts: int | None) -> Outcome | None:
+        """The refusal `r` earns by itself, if any: no right to its type (alerted, see
+        `_unauthorised`), or a time before its predecessor's (`prior_ts`, None for a
+        first record). Raises `RoleError` when its author's credential is not known."""
+        try:
             if r.id not in b.signed:  # ours were authorised just before, by `append_own`
                 authorise(self.creds, r)
         except RoleError as exc:
             if exc.rule == "author.unknown":
-                if not self.pending.add_unknown_author(r):
-                    self.stats[("dropped", "pending_full")] += 1
-                    return Outcome("pending", r.id, "pending area full: dropped, sync will refetch")
-                self.stats[("pending", "author")] += 1
-                return Outcome("pending", r.id, "author's credential not seen yet")
+                raise
             self._unauthorised(r, exc.rule, b)
             return self._reject(exc.rule, str(exc), exc.penalty, type_name=r.type)
-        if head is not None:  # time never goes backwards within a feed
+        if prior_ts is not None:  # time never goes backwards within a feed
             try:
-                check_time(r, self._head_ts(r.author, head, b))
+                check_time(r, prior_ts)
             except FeedError as exc:
                 return self._reject("feed.time", str(exc), exc.penalty, type_name=r.type)
-        self._store(r, b, queue)
-        queue.extend(self.pending.next_in_feed(r.author, r.seq + 1))
-        return Outcome("stored", r.id)
+        return None
 
     def _conflict(self, b: Batch, r: Record) -> Record | None:
         """A held record that cannot share a feed with `r`, at the earliest seq in dispute:
@@ -525,19 +538,14 @@ class Ledger(LedgerAlerts):
         # `c`, arriving after `a`, is refused as it would have been had it come first
         # (no right to its type, a time before its predecessor's): which of two records
         # at a seq arrives first must not decide whether the author forked.
-        try:
-            if c.id not in b.signed:
-                authorise(self.creds, c)
-        except RoleError as exc:
-            if exc.rule != "author.unknown":  # (held records: their author is known)
-                self._unauthorised(c, exc.rule, b)
-                return self._reject(exc.rule, str(exc), exc.penalty, type_name=c.type)
         prior = b.records.get(c.prev) or self.record(c.prev) if c.prev is not None else None
-        if prior is not None and prior.author == c.author and prior.seq == c.seq - 1:
-            try:
-                check_time(c, prior.ts)
-            except FeedError as exc:
-                return self._reject("feed.time", str(exc), exc.penalty, type_name=c.type)
+        linked = prior is not None and prior.author == c.author and prior.seq == c.seq - 1
+        try:
+            refused = self._unfit(c, b, prior.ts if prior is not None and linked else None)
+        except RoleError:  # (an author whose records we hold is known: not reached)
+            refused = None
+        if refused is not None:
+            return refused
         try:
             proof = EquivocationProof.of(a, c)
         except VerificationError as exc:
