@@ -103,7 +103,8 @@ class Node:
         self.rpc_port = rpc_port if rpc_port is not None else self.config.rpc.port
         self.store = Store.open(self.data.db_path,
                                 write_buffer=self.config.limits.write_buffer_mb << 20,
-                                open_files=self.config.limits.open_files)
+                                open_files=self.config.limits.open_files,
+                                compress=self.config.limits.compress)
         try:
             self.ledger = Ledger(self.store, self.genesis, own=self.key,
                                  pending_limit=self.config.limits.pending)

@@ -218,21 +218,25 @@ class Ledger(LedgerAlerts):
     def submit(self, wires: Sequence[bytes], now: int) -> list[Outcome]:
         """Decode, verify (one signature per record, on every core: `node.sigcheck`) and
         ingest records from a peer or client. Nothing is placed before its signature holds."""
-        decoded: list[tuple[int, Record]] = []
         early: dict[int, Outcome] = {}
-        for i, w in enumerate(wires):
-            try:
-                decoded.append((i, Record.from_bytes(w, verify=False)))
-            except RemoteProtocolError as exc:
-                early[i] = self._refuse(exc)
+        order: list[int] = []  # the index in `wires` of each record decoded
+
+        def decoded() -> Iterator[Record]:  # pulled by the checks chunk by chunk
+            for i, w in enumerate(wires):
+                try:
+                    r = Record.from_bytes(w, verify=False)
+                except RemoteProtocolError as exc:
+                    early[i] = self._refuse(exc)
+                    continue
+                order.append(i)
+                yield r
 
         def authentic() -> Iterator[Record]:
-            for (i, _), (r, bad) in zip(decoded, sigcheck.checked([r for _, r in decoded]),
-                                        strict=True):
+            for n, (r, bad) in enumerate(sigcheck.checked(decoded(), len(wires))):
                 if bad is None:
                     yield r
                 else:
-                    early[i] = self._refuse(bad)
+                    early[order[n]] = self._refuse(bad)
 
         outcomes = iter(self._ingest(authentic(), now))
         return [early[i] if i in early else next(outcomes) for i in range(len(wires))]

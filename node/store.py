@@ -95,6 +95,16 @@ WRITE_BUFFER: Final = 16 << 20
 # to 74..50,000. `[limits] open_files` sets it for a node.
 OPEN_FILES: Final = 100
 
+# LevelDB compresses each table block with snappy by default; we do not. Records are
+# mostly keys, signatures and ids, and every block is compressed again at every
+# compaction and decompressed at every read: measured 2026-12-02, range ingest of
+# 100,000 records (`bench/ingest.py`'s workload): 17.9 s of the process's CPU with
+# snappy, 13.2 without (the ingesting thread's work is the same; the rest is
+# LevelDB's compaction thread, on the core the signature helper and the other
+# nodes need), for 77 MB of tables against 95 MB. `[limits] compress` turns it on
+# for a node short of disk (a database holds blocks of both kinds, so it can change).
+COMPRESS: Final = False
+
 
 class WriteSet:
     """Puts and deletes gathered for one atomic batch (last write to a key wins)."""
@@ -127,7 +137,8 @@ class Store:
 
     @classmethod
     def open(cls, path: Path | str, *, create: bool = True, repair: bool = False,
-             write_buffer: int = WRITE_BUFFER, open_files: int = OPEN_FILES) -> Store:
+             write_buffer: int = WRITE_BUFFER, open_files: int = OPEN_FILES,
+             compress: bool = COMPRESS) -> Store:
         """Open (or create) the database. A database an interrupted `sealchain rebuild`
         left half rewritten, or one an older sealchain wrote (an older schema), is refused
         unless `repair` (for `check` and `rebuild`, which writes the current schema)."""
@@ -136,7 +147,8 @@ class Store:
             # Bloom filters: ingest looks up many keys that do not exist yet (new
             # objects' facts), and a filter answers those without reading a block.
             db = plyvel.DB(str(path), create_if_missing=create, bloom_filter_bits=10,
-                           write_buffer_size=write_buffer, max_open_files=open_files)
+                           write_buffer_size=write_buffer, max_open_files=open_files,
+                           compression="snappy" if compress else None)
         except plyvel.IOError as exc:
             raise StorageError(f"cannot open database {path}: {exc}") from exc
         except plyvel.Error as exc:
