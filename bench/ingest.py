@@ -16,6 +16,12 @@ fresh LevelDB store and each streaming the records back B at a time:
   messages (the floor of per-record signature checking).
 - `raw_put_per_s`: bare plyvel: a synced write batch per B records, putting
   each record's wire bytes under its id (the floor of durable storage).
+- `range_floor_per_s`: what no range ingest in this stack can beat: the range
+  path's decoding (`Record.from_bytes(verify=False)`, schemas included),
+  `feed.verify_range` per run, and one synced plyvel batch (the store's
+  options) of each record under its id, its feed entry and its author's head;
+  no object index, no derived state, no alert rule. The distance from it to
+  `range_ingest_per_s` is what the ledger's own work costs.
 - `peak_rss_mb`: this process's peak resident set (`ru_maxrss`). It counts
   the pages of LevelDB's table files that LevelDB maps into memory to read
   them (file-backed, shared with the page cache, given back under pressure), so
@@ -55,15 +61,15 @@ import plyvel  # noqa: E402
 from ingest_workload import read_frames  # noqa: E402
 
 from node.ledger import Ledger  # noqa: E402
-from node.store import Store  # noqa: E402
+from node.store import COMPRESS, OPEN_FILES, WRITE_BUFFER, Store  # noqa: E402
 from protocol.envelope import SIGNING_DOMAIN, Record, record_id  # noqa: E402
-from protocol.feed import verify_range  # noqa: E402
+from protocol.feed import Head, verify_range  # noqa: E402
 from protocol.genesis import Genesis  # noqa: E402
 
 NOW = 1_900_000_000_000  # ms: after every record's timestamp
 GOAL_RSS_MB = 300.0
 KEYS = ("records", "ingest_per_s", "range_ingest_per_s", "raw_verify_per_s", "raw_put_per_s",
-        "peak_rss_mb", "peak_anon_mb")
+        "range_floor_per_s", "peak_rss_mb", "peak_anon_mb")
 _peak_anon_kb = 0
 
 
@@ -137,6 +143,38 @@ def bench_raw_put(path: Path, batch: int, db_path: Path) -> float:
     return count / elapsed
 
 
+def bench_range_floor(path: Path, batch: int, db_path: Path) -> float:
+    """Decode, `verify_range` per run and store records, feed entries and heads only."""
+    db = plyvel.DB(str(db_path), create_if_missing=True, bloom_filter_bits=10,
+                   write_buffer_size=WRITE_BUFFER, max_open_files=OPEN_FILES,
+                   compression="snappy" if COMPRESS else None)
+    heads: dict[bytes, Head] = {}
+    elapsed = 0.0
+    count = 0
+    try:
+        for chunk in chunks(path, batch):
+            t = time.perf_counter()
+            records = [Record.from_bytes(w, verify=False) for w in chunk]
+            start = 0
+            for i in range(1, len(records) + 1):
+                if i == len(records) or records[i].author != records[start].author:
+                    author, last = records[start].author, records[i - 1]
+                    verify_range(records[start:i], heads.get(author))
+                    heads[author] = Head(last.seq, last.id)
+                    start = i
+            with db.write_batch(transaction=True, sync=True) as wb:
+                for r in records:
+                    wb.put(b"R" + r.id, r.wire)
+                    wb.put(b"F" + r.author + r.seq.to_bytes(8, "big"), r.id)
+                for author, head in heads.items():
+                    wb.put(b"H" + author, head.seq.to_bytes(8, "big") + head.id)
+            elapsed += time.perf_counter() - t
+            count += len(chunk)
+    finally:
+        db.close()
+    return count / elapsed
+
+
 def _ledger(genesis: Genesis, db_path: Path) -> tuple[Store, Ledger]:
     store = Store.open(db_path)
     return store, Ledger(store, genesis)
@@ -202,6 +240,8 @@ def run(n: int, batch: int, *, progress: bool) -> tuple[dict[str, Any], dict[str
         say(f"raw verify      {raw_verify:12,.0f} /s")
         raw_put = bench_raw_put(arrival, batch, d / "raw.db")
         say(f"raw put         {raw_put:12,.0f} /s")
+        floor = bench_range_floor(runs, batch, d / "floor.db")
+        say(f"range floor     {floor:12,.0f} /s")
         ingest, st1 = bench_ingest(arrival, batch, genesis, d / "ingest.db")
         say(f"ingest          {ingest:12,.0f} /s   {dict(st1)}")
         range_ingest, st2 = bench_range_ingest(runs, batch, genesis, d / "range.db")
@@ -216,6 +256,7 @@ def run(n: int, batch: int, *, progress: bool) -> tuple[dict[str, Any], dict[str
         "range_ingest_per_s": round(range_ingest, 1),
         "raw_verify_per_s": round(raw_verify, 1),
         "raw_put_per_s": round(raw_put, 1),
+        "range_floor_per_s": round(floor, 1),
         "peak_rss_mb": round(peak, 1),
         "peak_anon_mb": round(_peak_anon_kb / 1024, 1),
     }
@@ -231,6 +272,8 @@ def table(fig: dict[str, Any], batch: int) -> str:
          f"≥ 2 × raw verify = {2 * rv:,.0f}", fig["range_ingest_per_s"] / (2 * rv)),
         ("raw verify (nacl)", f"{rv:,.0f} /s", "reference", None),
         ("raw put (plyvel, synced)", f"{fig['raw_put_per_s']:,.0f} /s", "reference", None),
+        ("range floor", f"{fig['range_floor_per_s']:,.0f} /s",
+         "reference: no index, no derived state", None),
         ("peak RSS", f"{fig['peak_rss_mb']:,.1f} MB", f"≤ {GOAL_RSS_MB:.0f} MB at 1M records",
          GOAL_RSS_MB / fig["peak_rss_mb"]),
         ("peak anonymous RSS", f"{fig['peak_anon_mb']:,.1f} MB", "(without mapped table files)",

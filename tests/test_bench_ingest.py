@@ -9,6 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = {"records", "ingest_per_s", "range_ingest_per_s", "raw_verify_per_s", "raw_put_per_s",
+        "range_floor_per_s",
         "peak_rss_mb", "peak_anon_mb"}
 
 
