@@ -33,8 +33,7 @@ from __future__ import annotations
 import enum
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import msgpack
 
@@ -156,8 +155,10 @@ def key_ref(key: bytes) -> tuple[str, str] | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class Fact:
+class Fact(NamedTuple):
+    """One fact a record adds to one object (a tuple: a mint makes one per serial, and a
+    frozen dataclass took 2.5 times as long to build)."""
+
     key: bytes
     field: str
     value: tuple[Any, ...]

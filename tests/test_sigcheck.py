@@ -196,6 +196,42 @@ def test_a_stalled_helper_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
     assert sigcheck._helper is None
 
 
+# The real helper script, 0.3 s slower per frame.
+SLOW = """
+import sys, time
+sys.path.insert(0, sys.argv.pop(1))
+import sigcheck_worker as w
+check = w.bad_indexes
+def slow(domain, items):
+    time.sleep(0.3)
+    return check(domain, items)
+w.bad_indexes = slow
+sys.exit(w.main())
+"""
+
+
+def test_a_slow_helper_leaves_the_caller_checking_sent_chunks_from_the_far_end(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    records, forged_at = _forged_batch()  # 4 chunks, all sent to the helper at once
+    assert len(records) <= sigcheck.DEPTH * sigcheck.CHUNK
+    worker = Path(sigcheck.HELPER_ARGV[1])
+    sigcheck.start([sys.executable, "-c", SLOW, str(worker.parent), *sigcheck.HELPER_ARGV[2:]])
+    here: list[Record] = []
+    check = sigcheck.check
+
+    def counted(r: Record) -> object:
+        here.append(r)
+        return check(r)
+
+    monkeypatch.setattr(sigcheck, "check", counted)
+    assert _bad(list(sigcheck.checked(records))) == forged_at
+    # While the first frame's answer was on its way, this thread checked the other
+    # chunks, which the helper had too, from the last chunk back.
+    assert len(here) >= len(records) - 2 * sigcheck.CHUNK
+    assert here[0] is records[3 * sigcheck.CHUNK]
+    assert sigcheck._helper is not None  # slow is not broken
+
+
 def test_two_threads_at_once_get_their_own_verdicts() -> None:
     records, forged_at = _forged_batch()
     results: list[set[int]] = []
