@@ -343,7 +343,9 @@ class Ledger(LedgerAlerts):
         self._settle(batch)
 
     def _seal(self, batch: Batch, now: int) -> None:
-        """The batch's alerts and facts into its write set."""
+        """The batch's feed heads, alerts and facts into its write set."""
+        for author, head in batch.heads.items():
+            batch.ws.put(b"H" + author, u64(head.seq) + head.id)
         self._evaluate_alerts(batch, now)
         for key in batch.dirty:
             if batch.facts[key]:
@@ -490,8 +492,7 @@ class Ledger(LedgerAlerts):
         ws = b.ws
         ws.put(b"R" + r.id, r.wire)
         ws.put(b"F" + r.author + u64(r.seq), r.id)
-        ws.put(b"H" + r.author, u64(r.seq) + r.id)
-        b.heads[r.author] = Head(r.seq, r.id)
+        b.heads[r.author] = Head(r.seq, r.id)  # written once per author: `_seal`
         b.records[r.id] = r
         b.stored.append(r)
         if r.type in _TYPE_INDEXED:

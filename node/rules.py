@@ -75,15 +75,20 @@ def evaluate(key: bytes, facts: Facts) -> list[Intent]:
     if subject is None:
         return []
     out: list[Intent] = []
-    out += _feed_fork(subject, facts)
-    out += _double_handover(subject, facts)
-    out += _cloned_serial(subject, facts)
+    # Each rule only where its facts are (rules run on every change of every object).
+    if "fork" in facts:
+        out += _feed_fork(subject, facts)
+    if "offers" in facts:
+        out += _double_handover(subject, facts)
+    if "mint" in facts:
+        out += _cloned_serial(subject, facts)
     if subject[0] == "container" and (facts.get("packs") or facts.get("seals")
                                       or facts.get("unpacks")):
         judged = judge(facts)
         out += _custody_actions(subject, judged)
         out += _seal_rules(subject, facts, judged)
-    out += _temperature(subject, facts)
+    if "excursions" in facts:
+        out += _temperature(subject, facts)
     return out
 
 
