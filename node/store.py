@@ -194,11 +194,12 @@ class Store:
         """Write everything in `ws` as one atomic batch (synced: durable on return)."""
         try:
             with self._db.write_batch(transaction=True, sync=sync) as wb:
+                put, delete = wb.put, wb.delete
                 for k, v in ws.ops.items():
                     if v is None:
-                        wb.delete(k)
+                        delete(k)
                     else:
-                        wb.put(k, v)
+                        put(k, v)
         except plyvel.Error as exc:
             self._last_alert = None
             raise StorageError(f"write to {self.path} failed: {exc}") from exc
