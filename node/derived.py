@@ -116,6 +116,7 @@ ITEM_FIELDS: Final = ("create", "packs", "unpacks", "shipments", "declarations",
 # places may stay as they were (others were scanned there too): the ledger recomputes
 # the index of the container's scans at that place (`facts.place_key`), see `affected`.
 CONTAINER_FIELDS: Final = (*ITEM_FIELDS, "places", "weight", "seals")
+_OWN_FIELDS: Final = CONTAINER_FIELDS[len(ITEM_FIELDS):]
 
 
 # Token fields the per-item findings read (`node.verify._scan`, `node.custody.walk`): a
@@ -156,13 +157,15 @@ def affected(dirty: Iterable[bytes], before: Callable[[bytes], F.Facts],
             number = key[1:].decode()
             was, now = before(key), after(key)
             items = any(was.get(f) != now.get(f) for f in ITEM_FIELDS)
-            if items or any(was.get(f) != now.get(f) for f in CONTAINER_FIELDS):
+            if items or any(was.get(f) != now.get(f) for f in _OWN_FIELDS):
                 out[number] = out.get(number, False) or items
             if was.get("unpacks") != now.get("unpacks"):
                 stale.update(neighbours(number))
         elif tag == b"t":
             was, now = before(key), after(key)
-            if key in rooted or any(was.get(f) != now.get(f) for f in TOKEN_FIELDS):
+            if not was:  # a new token: only the containers it is packed in already
+                stale.update(p[0] for p in now.get("packs", ()))
+            elif key in rooted or any(was.get(f) != now.get(f) for f in TOKEN_FIELDS):
                 for f in (was, now):
                     stale.update(p[0] for p in f.get("packs", ()))
         elif tag == b"l":
