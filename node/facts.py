@@ -319,7 +319,8 @@ def encode_facts(facts: Facts) -> bytes:
     if packer is None:  # one per thread: a Packer is reused, never shared
         packer = _local.packer = msgpack.Packer(use_bin_type=True)
     out: bytes = packer.pack(
-        {k: sorted(v) if k in _SET_FIELDS else v for k, v in sorted(facts.items())}
+        {k: (sorted(v) if len(v) > 1 else [*v]) if k in _SET_FIELDS else v
+         for k, v in sorted(facts.items())}
     )
     return out
 

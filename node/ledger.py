@@ -373,9 +373,9 @@ class Ledger(LedgerAlerts):
         self.version += 1
         if (batch.rules_changed | {e["rule"] for e in batch.alerts}) & rules.DISPUTE_RULES:
             self.disputes_version += 1
-        for r in batch.stored:
-            self.stats[("ingested", r.type)] += 1
-            self._ts_of[r.author] = (r.id, r.ts)  # in feed order: the last one is the head
+        self.stats.update([("ingested", r.type) for r in batch.stored])
+        for author, head in batch.heads.items():
+            self._ts_of[author] = (head.id, batch.records[head.id].ts)
         for cb in self._listeners:
             cb(batch.stored, batch.alerts)
 
