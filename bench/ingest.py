@@ -18,8 +18,8 @@ fresh LevelDB store and each streaming the records back B at a time:
   each record's wire bytes under its id (the floor of durable storage).
 - `range_floor_per_s`: what no range ingest in this stack can beat: the range
   path's decoding (`Record.from_bytes(verify=False)`, schemas included),
-  `feed.verify_range` per run, and one synced plyvel batch (the store's
-  options) of each record under its id, its feed entry and its author's head;
+  `feed.verify_range` per run, and one synced batch (`Store.write`) of each
+  record under its id, its feed entry and its author's head;
   no object index, no derived state, no alert rule. The distance from it to
   `range_ingest_per_s` is what the ledger's own work costs.
 - `peak_rss_mb`: this process's peak resident set (`ru_maxrss`). It counts
@@ -61,7 +61,7 @@ import plyvel  # noqa: E402
 from ingest_workload import read_frames  # noqa: E402
 
 from node.ledger import Ledger  # noqa: E402
-from node.store import COMPRESS, OPEN_FILES, WRITE_BUFFER, Store  # noqa: E402
+from node.store import Store, WriteSet  # noqa: E402
 from protocol.envelope import SIGNING_DOMAIN, Record, record_id  # noqa: E402
 from protocol.feed import Head, verify_range  # noqa: E402
 from protocol.genesis import Genesis  # noqa: E402
@@ -156,10 +156,9 @@ def decode_runs(chunk: list[bytes], anchor: Callable[[bytes], Head | None]) -> l
 
 
 def bench_range_floor(path: Path, batch: int, db_path: Path) -> float:
-    """Decode, `verify_range` per run and store records, feed entries and heads only."""
-    db = plyvel.DB(str(db_path), create_if_missing=True, bloom_filter_bits=10,
-                   write_buffer_size=WRITE_BUFFER, max_open_files=OPEN_FILES,
-                   compression="snappy" if COMPRESS else None)
+    """Decode, `verify_range` per run and store records, feed entries and heads only,
+    through the node's own store (`Store.open`'s options, `Store.write`)."""
+    store = Store.open(db_path)
     heads: dict[bytes, Head] = {}
     elapsed = 0.0
     count = 0
@@ -167,17 +166,18 @@ def bench_range_floor(path: Path, batch: int, db_path: Path) -> float:
         for chunk in chunks(path, batch):
             t = time.perf_counter()
             records = decode_runs(chunk, heads.get)
-            with db.write_batch(transaction=True, sync=True) as wb:
-                for r in records:
-                    wb.put(b"R" + r.id, r.wire)
-                    wb.put(b"F" + r.author + r.seq.to_bytes(8, "big"), r.id)
-                    heads[r.author] = Head(r.seq, r.id)
-                for author, head in heads.items():
-                    wb.put(b"H" + author, head.seq.to_bytes(8, "big") + head.id)
+            ws = WriteSet()
+            for r in records:
+                ws.put(b"R" + r.id, r.wire)
+                ws.put(b"F" + r.author + r.seq.to_bytes(8, "big"), r.id)
+                heads[r.author] = Head(r.seq, r.id)
+            for author, head in heads.items():
+                ws.put(b"H" + author, head.seq.to_bytes(8, "big") + head.id)
+            store.write(ws)
             elapsed += time.perf_counter() - t
             count += len(chunk)
     finally:
-        db.close()
+        store.close()
     return count / elapsed
 
 
